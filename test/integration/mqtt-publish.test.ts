@@ -1,0 +1,333 @@
+/**
+ * PUBLISH with mqtt.js (and a raw socket for QoS 2 retransmission): QoS 0, 1 and 2 in both
+ * directions, payload integrity, ordering, QoS downgrade, and 5.0 acknowledgement codes.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import net from 'node:net';
+import { describe, type TestContext, test } from 'node:test';
+import mqtt, { type IClientOptions, type IConnackPacket, type MqttClient, type Packet } from 'mqtt';
+import { startBroker } from '../helpers/broker.js';
+import { collect, end, type Received, waitFor } from '../helpers/mqtt.js';
+
+const T = { timeout: 30_000 };
+const VERSIONS = [4, 5] as const;
+const QOS = [0, 1, 2] as const;
+const name = (v: 4 | 5): string => (v === 4 ? 'MQTT 3.1.1' : 'MQTT 5.0');
+
+type Overrides = Parameters<typeof startBroker>[0];
+interface Conn {
+  c: MqttClient;
+  msgs: Received[];
+  connack: IConnackPacket;
+}
+
+async function harness(t: TestContext, overrides: Overrides = {}) {
+  const b = await startBroker(overrides);
+  const clients: MqttClient[] = [];
+  const raws: Raw[] = [];
+  t.after(async () => {
+    for (const r of raws) r.close();
+    await end(...clients);
+    await b.stop();
+  });
+  const open = async (opts: IClientOptions = {}, url = b.url): Promise<Conn> => {
+    const c = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: 5000, ...opts });
+    clients.push(c);
+    const msgs = collect(c);
+    const connack = await new Promise<IConnackPacket>((resolve, reject) => {
+      c.once('connect', resolve);
+      c.once('error', reject);
+      c.once('close', () => reject(new Error('closed before CONNACK')));
+    });
+    c.removeAllListeners('error');
+    c.on('error', () => {});
+    return { c, msgs, connack };
+  };
+  const raw = async (): Promise<Raw> => {
+    const r = await Raw.open(b.port);
+    raws.push(r);
+    return r;
+  };
+  return { b, open, raw };
+}
+
+/** Publishes a marker on `topic` and waits for it: everything published before has been routed. */
+async function fence(pub: MqttClient, sub: Received[], topic: string): Promise<void> {
+  const marker = `fence-${Math.random()}`;
+  await pub.publishAsync(topic, marker, { qos: 1 });
+  await waitFor(() => sub.some((m) => m.payload.toString() === marker), 5000, 'the fence message');
+}
+
+/** Every packet of one type the client received, captured before mqtt.js handles it. */
+function received(c: MqttClient, cmd: Packet['cmd']): Packet[] {
+  const out: Packet[] = [];
+  c.on('packetreceive', (p) => {
+    if (p.cmd === cmd) out.push(p);
+  });
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// A raw MQTT socket, for retransmissions mqtt.js will not make on request.
+
+interface RawPacket {
+  type: number;
+  flags: number;
+  body: Buffer;
+}
+
+const u16 = (n: number): Buffer => {
+  const b = Buffer.alloc(2);
+  b.writeUInt16BE(n);
+  return b;
+};
+const str = (s: string): Buffer => Buffer.concat([u16(Buffer.byteLength(s)), Buffer.from(s)]);
+function vbi(n: number): Buffer {
+  const out: number[] = [];
+  do {
+    let d = n % 128;
+    n = Math.floor(n / 128);
+    if (n > 0) d |= 0x80;
+    out.push(d);
+  } while (n > 0);
+  return Buffer.from(out);
+}
+function frame(first: number, ...parts: Buffer[]): Buffer {
+  const body = Buffer.concat(parts);
+  return Buffer.concat([Buffer.from([first]), vbi(body.length), body]);
+}
+const noProps = (v: 4 | 5): Buffer => (v === 5 ? Buffer.from([0]) : Buffer.alloc(0));
+const connectPacket = (v: 4 | 5, clientId: string): Buffer =>
+  frame(0x10, str('MQTT'), Buffer.from([v, 0x02]), u16(60), noProps(v), str(clientId));
+function publishPacket(o: { v: 4 | 5; topic: string; payload: string; qos: 0 | 1 | 2; id?: number; dup?: boolean }) {
+  const first = 0x30 | (o.dup ? 0x08 : 0) | (o.qos << 1);
+  return frame(first, str(o.topic), o.qos > 0 ? u16(o.id!) : Buffer.alloc(0), noProps(o.v), Buffer.from(o.payload));
+}
+const pubrelPacket = (id: number): Buffer => frame(0x62, u16(id));
+
+class Raw {
+  readonly packets: RawPacket[] = [];
+  closed = false;
+  private buf = Buffer.alloc(0);
+
+  private constructor(readonly sock: net.Socket) {
+    sock.on('data', (d: Buffer) => {
+      this.buf = Buffer.concat([this.buf, d]);
+      this.parse();
+    });
+    sock.on('close', () => {
+      this.closed = true;
+    });
+    sock.on('error', () => {});
+  }
+
+  static open(port: number): Promise<Raw> {
+    return new Promise((resolve, reject) => {
+      const s = net.connect(port, '127.0.0.1', () => resolve(new Raw(s)));
+      s.once('error', reject);
+    });
+  }
+
+  private parse(): void {
+    for (;;) {
+      let len = 0;
+      let mul = 1;
+      let i = 1;
+      let d: number;
+      do {
+        if (i >= this.buf.length) return;
+        d = this.buf[i++]!;
+        len += (d & 0x7f) * mul;
+        mul *= 128;
+      } while (d & 0x80);
+      if (this.buf.length < i + len) return;
+      this.packets.push({ type: this.buf[0]! >> 4, flags: this.buf[0]! & 0x0f, body: this.buf.subarray(i, i + len) });
+      this.buf = this.buf.subarray(i + len);
+    }
+  }
+
+  send(b: Buffer): void {
+    this.sock.write(b);
+  }
+
+  async next(type: number, timeoutMs = 5000): Promise<RawPacket> {
+    await waitFor(() => this.packets.some((p) => p.type === type), timeoutMs, `a packet of type ${type}`);
+    return this.packets.splice(
+      this.packets.findIndex((p) => p.type === type),
+      1,
+    )[0]!;
+  }
+
+  close(): void {
+    this.sock.destroy();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+describe('MQTT PUBLISH', () => {
+  describe('QoS 0, 1 and 2 both ways', () => {
+    for (const v of VERSIONS) {
+      for (const qos of QOS) {
+        test(`${name(v)}: a QoS ${qos} PUBLISH is acknowledged and delivered at QoS ${qos}`, T, async (t) => {
+          const h = await harness(t);
+          const sub = await h.open({ protocolVersion: v });
+          const pub = await h.open({ protocolVersion: v });
+          await sub.c.subscribeAsync('qos/t', { qos: 2 });
+          // publishAsync resolves on PUBACK (QoS 1) or PUBCOMP (QoS 2).
+          await pub.c.publishAsync('qos/t', `hello ${qos}`, { qos });
+          await waitFor(() => sub.msgs.length === 1, 5000, 'the message');
+          const m = sub.msgs[0]!;
+          assert.equal(m.topic, 'qos/t');
+          assert.equal(m.payload.toString(), `hello ${qos}`);
+          assert.equal(m.packet.qos, qos);
+          assert.equal(m.packet.retain, false);
+          assert.equal(m.packet.dup, false, '[MQTT-3.3.1-1] DUP is 0 on a first delivery');
+          await fence(pub.c, sub.msgs, 'qos/t');
+          assert.equal(sub.msgs.filter((x) => x.payload.toString() === `hello ${qos}`).length, 1);
+        });
+      }
+    }
+
+    for (const v of VERSIONS) {
+      test(`${name(v)}: publisher and subscriber on one connection, QoS 2 in and out`, T, async (t) => {
+        const h = await harness(t);
+        const { c, msgs } = await h.open({ protocolVersion: v });
+        await c.subscribeAsync('self/t', { qos: 2 });
+        await c.publishAsync('self/t', 'to myself', { qos: 2 });
+        await waitFor(() => msgs.length === 1, 5000, 'the message');
+        assert.equal(msgs[0]!.packet.qos, 2);
+        assert.equal(msgs[0]!.payload.toString(), 'to myself');
+      });
+    }
+  });
+
+  describe('payload integrity', () => {
+    for (const v of VERSIONS) {
+      test(`${name(v)}: binary, empty and 1 MB payloads arrive byte for byte`, T, async (t) => {
+        const h = await harness(t);
+        const sub = await h.open({ protocolVersion: v });
+        const pub = await h.open({ protocolVersion: v });
+        await sub.c.subscribeAsync('bin/+', { qos: 1 });
+        const every = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
+        const big = randomBytes(1024 * 1024);
+        await pub.c.publishAsync('bin/every', every, { qos: 1 });
+        await pub.c.publishAsync('bin/empty', Buffer.alloc(0), { qos: 1 });
+        await pub.c.publishAsync('bin/big', big, { qos: 1 });
+        await pub.c.publishAsync('bin/big0', big, { qos: 0 });
+        await waitFor(() => sub.msgs.length === 4, 10_000, 'four messages');
+        const by = new Map(sub.msgs.map((m) => [m.topic, m.payload]));
+        assert.ok(by.get('bin/every')!.equals(every), 'all 256 byte values');
+        assert.equal(by.get('bin/empty')!.length, 0, 'an empty payload is delivered, empty');
+        assert.ok(by.get('bin/big')!.equals(big), '1 MB at QoS 1');
+        assert.ok(by.get('bin/big0')!.equals(big), '1 MB at QoS 0');
+      });
+    }
+  });
+
+  describe('ordering', () => {
+    for (const v of VERSIONS) {
+      test(`[MQTT-4.6.0-6] ${name(v)}: 1000 QoS 1 messages arrive in the order they were published`, T, async (t) => {
+        const h = await harness(t);
+        const sub = await h.open({ protocolVersion: v });
+        const pub = await h.open({ protocolVersion: v });
+        await sub.c.subscribeAsync('order/t', { qos: 1 });
+        const sends: Promise<unknown>[] = [];
+        for (let i = 0; i < 1000; i++) sends.push(pub.c.publishAsync('order/t', String(i), { qos: 1 }));
+        await Promise.all(sends);
+        await waitFor(() => sub.msgs.length >= 1000, 20_000, '1000 messages');
+        const got = sub.msgs.map((m) => Number(m.payload.toString()));
+        assert.deepEqual(
+          got,
+          Array.from({ length: 1000 }, (_, i) => i),
+        );
+      });
+    }
+  });
+
+  describe('QoS downgrade', () => {
+    for (const v of VERSIONS) {
+      const id = v === 4 ? 'MQTT-3.8.4-6' : 'MQTT-3.8.4-8';
+      test(`[${id}] ${name(v)}: delivery QoS is the minimum of the publish and the subscription QoS`, T, async (t) => {
+        const h = await harness(t);
+        const s0 = await h.open({ protocolVersion: v });
+        const s1 = await h.open({ protocolVersion: v });
+        const s2 = await h.open({ protocolVersion: v });
+        const pub = await h.open({ protocolVersion: v });
+        await s0.c.subscribeAsync('down/+', { qos: 0 });
+        await s1.c.subscribeAsync('down/+', { qos: 1 });
+        await s2.c.subscribeAsync('down/+', { qos: 2 });
+        for (const q of QOS) await pub.c.publishAsync(`down/${q}`, `q${q}`, { qos: q });
+        await waitFor(() => s0.msgs.length === 3 && s1.msgs.length === 3 && s2.msgs.length === 3, 5000, 'all');
+        const qosOf = (msgs: Received[]) => QOS.map((q) => msgs.find((m) => m.topic === `down/${q}`)?.packet.qos);
+        assert.deepEqual(qosOf(s0.msgs), [0, 0, 0]);
+        assert.deepEqual(qosOf(s1.msgs), [0, 1, 1]);
+        assert.deepEqual(qosOf(s2.msgs), [0, 1, 2]);
+      });
+    }
+  });
+
+  describe('MQTT 5.0 acknowledgements', () => {
+    test('(§3.4.2.1) PUBACK 0x10 No matching subscribers when nobody is subscribed, 0x00 otherwise', T, async (t) => {
+      const h = await harness(t);
+      const pub = await h.open({ protocolVersion: 5 });
+      const acks = received(pub.c, 'puback');
+      await pub.c.publishAsync('nobody/home', 'x', { qos: 1 });
+      await waitFor(() => acks.length === 1, 5000, 'the PUBACK');
+      assert.equal((acks[0] as { reasonCode?: number }).reasonCode, 0x10);
+
+      const sub = await h.open({ protocolVersion: 5 });
+      await sub.c.subscribeAsync('nobody/home', { qos: 1 });
+      await pub.c.publishAsync('nobody/home', 'y', { qos: 1 });
+      await waitFor(() => acks.length === 2, 5000, 'the second PUBACK');
+      assert.equal((acks[1] as { reasonCode?: number }).reasonCode ?? 0, 0);
+    });
+
+    test('(§3.5.2.1) PUBREC 0x10 No matching subscribers at QoS 2 when nobody is subscribed', T, async (t) => {
+      const h = await harness(t);
+      const pub = await h.open({ protocolVersion: 5 });
+      const recs = received(pub.c, 'pubrec');
+      await pub.c.publishAsync('nobody/home2', 'x', { qos: 2 });
+      assert.equal(recs.length, 1);
+      assert.equal((recs[0] as { reasonCode?: number }).reasonCode, 0x10);
+    });
+  });
+
+  describe('QoS 2 exactly once', () => {
+    for (const v of VERSIONS) {
+      const id = v === 4 ? 'MQTT-4.3.3-2' : 'MQTT-4.3.3-9';
+      test(`[${id}] ${name(v)}: a QoS 2 PUBLISH sent again with DUP before PUBREL is delivered once`, T, async (t) => {
+        const h = await harness(t);
+        const sub = await h.open({ protocolVersion: v });
+        await sub.c.subscribeAsync('eo/t', { qos: 2 });
+        const r = await h.raw();
+        r.send(connectPacket(v, `eo-raw-${v}`));
+        assert.equal((await r.next(2)).body[1], 0, 'CONNACK accepted');
+
+        r.send(publishPacket({ v, topic: 'eo/t', payload: 'once', qos: 2, id: 7 }));
+        const rec1 = await r.next(5);
+        assert.equal(rec1.body.readUInt16BE(0), 7, 'PUBREC for packet id 7');
+        r.send(publishPacket({ v, topic: 'eo/t', payload: 'once', qos: 2, id: 7, dup: true }));
+        const rec2 = await r.next(5);
+        assert.equal(rec2.body.readUInt16BE(0), 7, 'the retransmission is acknowledged with PUBREC again');
+        r.send(pubrelPacket(7));
+        const comp = await r.next(7);
+        assert.equal(comp.body.readUInt16BE(0), 7, 'PUBCOMP for packet id 7');
+
+        // Once PUBCOMP is sent the id is free: the same id is a new message.
+        r.send(publishPacket({ v, topic: 'eo/t', payload: 'again', qos: 2, id: 7 }));
+        await r.next(5);
+        r.send(pubrelPacket(7));
+        await r.next(7);
+        r.send(publishPacket({ v, topic: 'eo/t', payload: 'end', qos: 0 }));
+
+        await waitFor(() => sub.msgs.some((m) => m.payload.toString() === 'end'), 5000, 'the last message');
+        assert.deepEqual(
+          sub.msgs.map((m) => m.payload.toString()),
+          ['once', 'again', 'end'],
+        );
+      });
+    }
+  });
+});
