@@ -3,6 +3,7 @@
  * that knows every layer; each layer below knows only the ones under it (DESIGN.md).
  */
 import { EventEmitter } from 'node:events';
+import { Acl } from './auth/acl.js';
 import { UserDb } from './auth/users.js';
 import { type BraidConfig, type BraidConfigInput, validateConfig } from './config/schema.js';
 import { BrokerCore } from './core/broker-core.js';
@@ -91,6 +92,16 @@ export class Broker extends EventEmitter implements MqttHooks {
       maxClientIdLength: m.maxClientIdLength,
     };
     this.core.ensureVHost(m.vhost);
+    if (a.aclFile !== undefined) {
+      let acl: Acl;
+      try {
+        acl = Acl.fromFile(a.aclFile);
+      } catch (err) {
+        throw new Error(`config error: auth.aclFile: ${(err as Error).message}`);
+      }
+      acl.topicExchange = m.topicExchange;
+      this.core.access = acl;
+    }
     this.mqtt = new MqttContext(this.core, settings, users, this.log.child('mqtt'), this, this);
   }
 

@@ -89,8 +89,16 @@ export function buildProgram(version: string): Command {
   );
 
   withConfigOptions(
-    program.command('config').description('print the resolved config (defaults, file, environment, flags) as YAML'),
-  ).action((opts: ConfigOptions) => {
+    program
+      .command('config')
+      .description('print the resolved config (defaults, file, environment, flags) as YAML')
+      .option('--doc', 'print the config reference (docs/config.md) instead'),
+  ).action(async (opts: ConfigOptions & { doc?: boolean }) => {
+    if (opts.doc) {
+      const { renderConfigDoc } = await import('../config/doc.js');
+      process.stdout.write(renderConfigDoc());
+      return;
+    }
     process.stdout.write(stringify(configFrom(opts)));
   });
 

@@ -12,6 +12,7 @@ import { createLogger, type Logger } from '../util/log.js';
 /** DESIGN.md: a stop must finish within 10 s. */
 const STOP_TIMEOUT_MS = 10_000;
 
+/** What the ready line needs of an opened listener (the broker's `addresses`). */
 export interface ListenerAddress {
   name: string;
   host: string;

@@ -68,7 +68,8 @@ export function loadConfig(opts: LoadOptions = {}): BraidConfig {
   for (const [source, input] of flagLayers(opts.flags ?? {})) layers.push({ source, input: checkInput(input, source) });
 
   const prov: Provenance = new Map();
-  let config = DEFAULTS;
+  // Fresh objects even with no sources: DEFAULTS itself is frozen.
+  let config = applyInput(DEFAULTS, {}, 'defaults', prov);
   for (const layer of layers) config = applyInput(config, layer.input, layer.source, prov);
   checkResolved(config, prov, opts.file ?? 'defaults');
   return config;
@@ -78,11 +79,7 @@ export function loadConfig(opts: LoadOptions = {}): BraidConfig {
  * `input` (any part of the config) on top of `base`, checked; `base` is not changed. The
  * embeddable API uses it: `new Broker(mergeConfig(loadConfig(...), { mqtt: { maxQos: 1 } }))`.
  */
-export function mergeConfig(
-  base: BraidConfig,
-  input: BraidConfigInput | unknown,
-  source = 'Broker options',
-): BraidConfig {
+export function mergeConfig(base: BraidConfig, input: BraidConfigInput, source = 'Broker options'): BraidConfig {
   return mergeChecked(base, input, source);
 }
 

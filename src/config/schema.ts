@@ -211,6 +211,7 @@ export const SCHEMA = {
           : undefined,
     ),
     guest: bool(true, 'the built-in guest/guest user, accepted only from loopback'),
+    aclFile: optStr('Mosquitto-format ACL file (`user`, `topic [read|write|readwrite|deny]`, `pattern` with %u/%c)'),
   }),
   storage: section('Persistence.', {
     dataDir: str('./data', 'directory of the embedded store, relative to the working directory'),

@@ -17,6 +17,7 @@
  * message. A message reached through a single binding gets that binding's shared `[binding]`.
  */
 import { createLogger, type Logger } from '../util/log.js';
+import type { AccessControl } from './access.js';
 import { CoreError, describe, notFound } from './errors.js';
 import type { Exchange } from './exchange/exchange.js';
 import { matchedAlone } from './exchange/exchange.js';
@@ -26,6 +27,7 @@ import type { RetainedStore } from './retained.js';
 import type { Binding, BindingArgs, ExchangeKind, ExchangeOptions, QueueOptions, RouteResult } from './types.js';
 import { VHost } from './vhost.js';
 
+export type { AccessControl, AccessSubject } from './access.js';
 export { CoreError, isHardError, type ReplyCode, ReplyCodes, type ReplyName } from './errors.js';
 export type { Exchange } from './exchange/exchange.js';
 export {
@@ -76,6 +78,8 @@ function result(n: number): RouteResult {
 
 export class BrokerCore {
   readonly stats = { published: 0, routed: 0, unroutable: 0, dropped: 0 };
+  /** Topic authorization consulted by every adapter; undefined allows everything. */
+  access: AccessControl | undefined;
   private readonly vhosts = new Map<string, VHost>();
   private readonly log: Logger;
   private readonly scratch: RouteScratch[] = [];

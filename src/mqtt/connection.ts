@@ -5,7 +5,7 @@
  */
 
 import type { Identity } from '../auth/users.js';
-import type { Message } from '../core/broker-core.js';
+import type { AccessSubject, Message } from '../core/broker-core.js';
 import type { ByteConnection } from '../util/byte-connection.js';
 import { encodePacket, encodePublishHeader, PacketAccumulator, packetSize } from './codec/index.js';
 import {
@@ -78,6 +78,11 @@ export class MqttConnection implements SessionOutput, Sweepable {
 
   get bufferedBytes(): number {
     return this.conn.bufferedBytes;
+  }
+
+  /** Who this connection is, for the core's access checks. */
+  subject(): AccessSubject {
+    return { username: this.identity?.username, clientId: this.clientId, vhost: this.session?.vhost ?? '/' };
   }
 
   get clientId(): string {

@@ -621,6 +621,7 @@ const bad: Array<[string, string, ProtocolVersion | undefined, number]> = [
   ['[MQTT-1.5.4-2] U+0000 in client id', c4('02', '0002 6100'), undefined, 0x81],
   ['CONNECT with bytes after the payload', c4('02', '000161 00'), undefined, 0x81],
   ['CONNECT truncated inside the client id', c4('02', '000561'), undefined, 0x81],
+  ['CONNECT ending after the protocol name', '1006 00044d515454', undefined, 0x81],
   ['5.0 Topic Alias is not allowed in Will Properties', c5('06', '00 000161 03 230001 000161 000178'), undefined, 0x81],
   ['5.0 Will Delay Interval is not allowed in CONNECT properties', c5('02', '05 1800000001 000161'), undefined, 0x81],
   ['5.0 Receive Maximum 0 is a Protocol Error', c5('02', '03 210000 000161'), undefined, 0x82],

@@ -26,8 +26,9 @@ export type OverflowMode = (typeof OverflowModes)[number];
 
 /**
  * A consumer's unsettled deliveries are an intrusive doubly linked list through the deliveries
- * (`prev`/`next`), in hand-out order: O(1) link and unlink with no hashing, which measured
- * about 1.3x faster end to end than a `Set` per consumer on the enqueue-deliver-ack path.
+ * (`prev`/`next`), in hand-out order: O(1) link and unlink with no hashing. Measured on the
+ * enqueue-deliver-ack path (1M topic publishes over 1000 queues, a shared and noisy machine):
+ * ~200k publishes/s with a `Set` per consumer, 340k-870k/s with this list.
  */
 class ConsumerState {
   head: QueueDelivery | undefined = undefined;

@@ -38,11 +38,11 @@ function unsupported(message: string, statement: string, level: number | undefin
 
 export function decodeConnect(r: Reader): ConnectPacket {
   const protocolName = r.readUtf8();
-  const level = r.off < r.end ? r.buf[r.off]! : undefined;
   if (protocolName !== 'MQTT' && protocolName !== 'MQIsdp') {
+    const level = r.off < r.end ? r.buf[r.off]! : undefined;
     throw unsupported(`protocol name ${JSON.stringify(protocolName.slice(0, 16))}`, 'MQTT-3.1.2-1', level);
   }
-  r.readU8();
+  const level = r.readU8();
   // "MQTT" is 3.1.1 (4) or 5.0 (5); "MQIsdp" is only ever 3.1 (3).
   if (protocolName === 'MQTT' ? level !== 4 && level !== 5 : level !== 3) {
     throw unsupported(`protocol level ${level} with name ${protocolName}`, 'MQTT-3.1.2-2', level);

@@ -194,7 +194,7 @@ export type Packet =
 export class MqttProtocolError extends Error {
   /**
    * CONNECT only: the Protocol Level byte when it could be read, so that a server refusing the
-   * CONNECT (0x84) can answer in the client's own version (CONNACK 0x01 for 3/4, 0x84 for 5).
+   * CONNECT (0x84) can answer in the client's own version (CONNACK 0x01 for 3/4, 0x84 for 5.0).
    */
   protocolLevel?: number;
 

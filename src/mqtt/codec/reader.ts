@@ -54,7 +54,9 @@ export class Reader {
     const o = this.off;
     if (o + 4 > this.end) throw this.truncated('a four byte integer');
     this.off = o + 4;
-    return this.buf.readUInt32BE(o);
+    const b = this.buf;
+    // Multiply the top byte: `<< 24` would make values of 2^31 and above negative.
+    return b[o]! * 0x1000000 + ((b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!);
   }
 
   readVBI(): number {

@@ -25,8 +25,9 @@ export function validTopicName(t: string): boolean {
 
 /**
  * A Topic Filter: at least one character [MQTT-4.7.3-1], no U+0000 [MQTT-4.7.3-2], `#` only as
- * the whole last level [MQTT-4.7.1-1], `+` only as a whole level [MQTT-4.7.1-2]. Shared
- * subscription syntax (`$share/...`) is the subscribe handler's business.
+ * the whole last level, `+` only as a whole level (5.0 [MQTT-4.7.1-1] and [MQTT-4.7.1-2];
+ * 3.1.1 numbers them [MQTT-4.7.1-2] and [MQTT-4.7.1-3]). Shared subscription syntax
+ * (`$share/...`) is the subscribe handler's business.
  */
 export function validTopicFilter(f: string): boolean {
   const n = f.length;

@@ -13,13 +13,18 @@ import { MqttProtocolError } from './packets.js';
 export const Utf8Check = { OK: 0, ILL_FORMED: 1, NULL_CHARACTER: 2 } as const;
 export type Utf8CheckResult = (typeof Utf8Check)[keyof typeof Utf8Check];
 
-/** Checks buf[start..end) strictly. */
+/**
+ * Checks buf[start..end) strictly. ILL_FORMED wins over NULL_CHARACTER wherever they are, so
+ * `!== ILL_FORMED` alone checks UTF-8 Encoded Character Data (a 5.0 payload with Payload
+ * Format Indicator 1), where U+0000 is allowed.
+ */
 export function checkUtf8(buf: Buffer, start: number, end: number): Utf8CheckResult {
+  let sawNull = false;
   let i = start;
   while (i < end) {
     const b = buf[i]!;
     if (b < 0x80) {
-      if (b === 0) return Utf8Check.NULL_CHARACTER;
+      if (b === 0) sawNull = true;
       i++;
       continue;
     }
@@ -54,7 +59,7 @@ export function checkUtf8(buf: Buffer, start: number, end: number): Utf8CheckRes
     }
     return Utf8Check.ILL_FORMED;
   }
-  return Utf8Check.OK;
+  return sawNull ? Utf8Check.NULL_CHARACTER : Utf8Check.OK;
 }
 
 const TINY_STRING = 8;

@@ -51,6 +51,11 @@ export function handlePublish(c: MqttConnection, p: PublishPacket): Promise<void
     return;
   }
 
+  const access = ctx.core.access;
+  if (access && !access.canPublish(c.subject(), s.topicExchange, topicToKey(topic))) {
+    deny(c, p, topic);
+    return;
+  }
   const hook = ctx.hooks.authorizePublish;
   if (hook) {
     const info: PublishInfo = { topic, payload: p.payload, qos: p.qos, retain: p.retain };

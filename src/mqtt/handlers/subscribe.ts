@@ -58,8 +58,11 @@ export function handleSubscribe(c: MqttConnection, p: SubscribePacket): Promise<
     if (ps.group !== undefined && req.noLocal) {
       throw new MqttError(RC.PROTOCOL_ERROR, 'No Local on a shared subscription', 'MQTT-3.8.3-4');
     }
+    const access = ctx.core.access;
     if (ps.group !== undefined && !s.sharedSubscriptionAvailable) parsed.push(RC.SHARED_SUBSCRIPTIONS_NOT_SUPPORTED);
-    else if (!s.wildcardSubscriptionAvailable && /[+#]/.test(ps.filter))
+    else if (access && !access.canSubscribe(c.subject(), s.topicExchange, filterToBindingKey(ps.filter))) {
+      parsed.push(RC.NOT_AUTHORIZED);
+    } else if (!s.wildcardSubscriptionAvailable && /[+#]/.test(ps.filter))
       parsed.push(RC.WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED);
     else parsed.push(ps);
   }

@@ -1,16 +1,14 @@
 /**
- * Prints the config reference (docs/config.md) as Markdown, generated from the schema in
- * src/config/schema.ts, so the two cannot drift. Regenerate after changing the schema:
- *
- *   npx tsc --outDir .build/tools --rootDir . --module nodenext --target es2022 --strict \
- *     --skipLibCheck --types node tools/config-doc.ts && node .build/tools/tools/config-doc.js > docs/config.md
+ * The config reference (docs/config.md) as Markdown, generated from the schema in
+ * src/config/schema.ts, so the two cannot drift: `braid config --doc > docs/config.md`
+ * regenerates it, and test/unit/config-doc.test.ts fails when the committed file is stale.
  *
  * The tables come out padded the way `biome format` lays Markdown out, so `biome check` passes.
  */
 import { parse } from 'yaml';
-import { envName } from '../src/config/env.js';
-import { FLAG_KEYS, flagName } from '../src/config/load.js';
-import { type Key, SCHEMA, type Section, validateConfig } from '../src/config/schema.js';
+import { envName } from './env.js';
+import { FLAG_KEYS, flagName } from './load.js';
+import { type Key, SCHEMA, type Section, validateConfig } from './schema.js';
 
 const EXAMPLE = `listeners:
   mqtt: { port: 1883 }
@@ -69,7 +67,7 @@ function table(head: string[], rows: string[][]): string[] {
   return [line(head), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)];
 }
 
-function render(): string {
+export function renderConfigDoc(): string {
   // The example must stay valid, or generating the docs fails.
   validateConfig(parse(EXAMPLE), 'the example in tools/config-doc.ts');
   const out: string[] = [
@@ -130,5 +128,3 @@ function render(): string {
   out.push('', '## Example', '', '```yaml', EXAMPLE.trimEnd(), '```', '');
   return out.join('\n');
 }
-
-process.stdout.write(render());
