@@ -17,7 +17,7 @@ import {
   type QoS,
   type Will,
 } from './codec/packets.js';
-import type { MqttContext, Sweepable } from './context.js';
+import { type FlowParty, type MqttContext, OUTPUT_HIGH_WATER, type Sweepable } from './context.js';
 import { connackCodeV3, MqttError, RC } from './errors.js';
 import { handlePuback, handlePubcomp, handlePubrec, handlePubrel } from './handlers/acks.js';
 import { handleConnect } from './handlers/connect.js';
@@ -33,7 +33,7 @@ type State = 'awaiting-connect' | 'connecting' | 'connected' | 'closed';
 /** Payloads at least this big go out as their own chunk instead of being copied (STYLE habit 4). */
 const COPY_PAYLOAD_BELOW = 2048;
 
-export class MqttConnection implements SessionOutput, Sweepable {
+export class MqttConnection implements SessionOutput, Sweepable, FlowParty {
   state: State = 'awaiting-connect';
   version: ProtocolVersion = 4;
   session: Session | undefined;
@@ -70,7 +70,10 @@ export class MqttConnection implements SessionOutput, Sweepable {
     conn.setHandlers({
       data: (chunk) => this.onData(chunk),
       close: (hadError) => this.onClose(hadError),
-      drain: () => this.session?.wake(),
+      drain: () => {
+        this.ctx.relieve(this);
+        this.session?.wake();
+      },
     });
     ctx.connections.add(this);
     ctx.stats.connections++;
@@ -96,7 +99,21 @@ export class MqttConnection implements SessionOutput, Sweepable {
       this.acc.push(chunk, (p) => this.onPacket(p));
     } catch (err) {
       this.onError(err);
+      return;
     }
+    if (this.ctx.congestion && this.state === 'connected') this.ctx.hold(this);
+  }
+
+  private readingHeld = false;
+
+  holdReading(): void {
+    this.readingHeld = true;
+    this.conn.pauseReading();
+  }
+
+  releaseReading(): void {
+    this.readingHeld = false;
+    if (!this.busy && this.state !== 'closed') this.conn.resumeReading();
   }
 
   private onPacket(p: Packet): void {
@@ -144,7 +161,7 @@ export class MqttConnection implements SessionOutput, Sweepable {
         return;
       }
     }
-    this.conn.resumeReading();
+    if (!this.readingHeld) this.conn.resumeReading();
   }
 
   private dispatch(p: Packet): undefined | Promise<void> {
@@ -249,6 +266,7 @@ export class MqttConnection implements SessionOutput, Sweepable {
       this.conn.write(encodePublishHeader(p, this.version));
       this.conn.write(msg.body);
     }
+    if (this.conn.bufferedBytes > OUTPUT_HIGH_WATER) this.ctx.congest(this);
     return true;
   }
 
@@ -327,6 +345,7 @@ export class MqttConnection implements SessionOutput, Sweepable {
     const wasConnected = this.state === 'connected';
     this.state = 'closed';
     this.ctx.connections.delete(this);
+    this.ctx.forget(this);
     this.ctx.stats.connections--;
     const session = this.session;
     if (wasConnected && session && session.output === this) {

@@ -36,6 +36,20 @@ export interface Sweepable {
   sweep(now: number): void;
 }
 
+/** A connection as publisher back-pressure sees it. */
+export interface FlowParty {
+  readonly bufferedBytes: number;
+  /** Stop reading: some subscriber's output is full. */
+  holdReading(): void;
+  /** Read again: no subscriber output is full any more. */
+  releaseReading(): void;
+}
+
+/** Unsent bytes above which a connection's output counts as full (publishers are held). */
+export const OUTPUT_HIGH_WATER = 1 << 20;
+/** A full output that has not drained for this long is treated as stuck and stops holding publishers. */
+const STUCK_AFTER_MS = 1000;
+
 export interface MqttStats {
   connections: number;
   messagesIn: number;
@@ -51,6 +65,17 @@ export class MqttContext {
   /** Shared-subscription queues and how many sessions subscribe to each. */
   readonly sharedRefs = new Map<string, number>();
   readonly stats: MqttStats = { connections: 0, messagesIn: 0, messagesOut: 0, qos0Dropped: 0, oversizeDropped: 0 };
+  /**
+   * Publisher back-pressure (STYLE habit 9, "pull-based reads that stop while downstream is
+   * full"): while any subscriber's output is above OUTPUT_HIGH_WATER, connections that publish
+   * stop reading, so a fast QoS 0 publisher slows to the pace of its subscribers instead of
+   * having messages dropped at mqtt.qos0MaxBufferedBytes. A subscriber that does not drain
+   * within STUCK_AFTER_MS stops counting until it drains, so one dead client cannot hold
+   * everyone; its QoS 0 messages are then dropped at the limit, its QoS 1/2 stay queued.
+   */
+  private readonly congested = new Map<FlowParty, number>();
+  private readonly stuck = new Set<FlowParty>();
+  private readonly held = new Set<FlowParty>();
   private sweepTimer: NodeJS.Timeout | undefined;
   private clientIdSeq = 0;
 
@@ -63,12 +88,57 @@ export class MqttContext {
     readonly events: EventEmitter,
   ) {}
 
+  get congestion(): boolean {
+    return this.congested.size > 0;
+  }
+
+  /** Called after writing to `out` when it is above the high-water mark. */
+  congest(out: FlowParty): void {
+    if (!this.congested.has(out) && !this.stuck.has(out)) this.congested.set(out, Date.now());
+  }
+
+  /** `out` drained. */
+  relieve(out: FlowParty): void {
+    this.stuck.delete(out);
+    if (this.congested.delete(out) && this.congested.size === 0) this.releaseAll();
+  }
+
+  hold(reader: FlowParty): void {
+    if (this.held.has(reader)) return;
+    this.held.add(reader);
+    reader.holdReading();
+  }
+
+  forget(party: FlowParty): void {
+    this.held.delete(party);
+    this.relieve(party);
+    this.stuck.delete(party);
+  }
+
+  private releaseAll(): void {
+    const held = [...this.held];
+    this.held.clear();
+    for (const r of held) r.releaseReading();
+  }
+
+  private sweepCongestion(now: number): void {
+    for (const [out, since] of this.congested) {
+      if (out.bufferedBytes < OUTPUT_HIGH_WATER) this.congested.delete(out);
+      else if (now - since > STUCK_AFTER_MS) {
+        this.congested.delete(out);
+        this.stuck.add(out);
+      }
+    }
+    if (this.congested.size === 0 && this.held.size > 0) this.releaseAll();
+  }
+
   start(): void {
     // 250 ms: keep-alive is enforced at 1.5 × the interval in whole seconds [MQTT-3.1.2-24],
     // so a quarter second of slack is well inside the spec's tolerance.
     this.sweepTimer = setInterval(() => {
       const now = Date.now();
       for (const c of this.connections) c.sweep(now);
+      this.sweepCongestion(now);
     }, 250);
     this.sweepTimer.unref();
   }

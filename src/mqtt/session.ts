@@ -6,7 +6,7 @@
 import type { Binding, ConsumerSink, Delivery, Message, Queue } from '../core/broker-core.js';
 import { isExpired } from '../core/broker-core.js';
 import type { QoS, Will } from './codec/packets.js';
-import type { MqttContext } from './context.js';
+import { type MqttContext, OUTPUT_HIGH_WATER } from './context.js';
 import { messageQos } from './mapping.js';
 import { publishWill } from './will.js';
 
@@ -57,9 +57,6 @@ export interface SessionOutput {
 
 /** The binding marker for retained messages sent because of a new subscription [MQTT-3.3.1-9]. */
 export const RETAINED_DELIVERY = 'x-mqtt-retained-delivery';
-
-/** Back-pressure: stop handing QoS 1/2 messages to a connection with this much unsent. */
-const OUTPUT_HIGH_WATER = 1 << 20;
 
 export class Session implements ConsumerSink {
   readonly tag: string;

@@ -15,6 +15,7 @@ import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { loadConfig } from '../../src/config/load.js';
+import { DEFAULTS } from '../../src/config/schema.js';
 import { startHttpServer } from '../../src/mgmt/http.js';
 import { createLogger } from '../../src/util/log.js';
 
@@ -247,6 +248,27 @@ describe('braid command line', () => {
 
 // These start a real broker (src/broker.ts).
 describe('braid start', () => {
+  it('formats the ready line and names the listener of a failed listen', async () => {
+    // Imported here: start.ts loads the broker, which the tests above do not need.
+    const { describeStartError, readyLine } = await import('../../src/cli/start.js');
+    const addresses = [
+      { name: 'mqtt', host: '::', port: 1883 },
+      { name: 'ws', host: '::', port: 8083, path: '/mqtt' },
+      { name: 'http', host: '0.0.0.0', port: 15672 },
+    ];
+    assert.equal(readyLine(addresses), 'braid ready mqtt=[::]:1883 ws=[::]:8083/mqtt http=0.0.0.0:15672');
+    assert.equal(readyLine([]), 'braid ready');
+    const inner = Object.assign(new Error('listen EADDRINUSE'), { code: 'EADDRINUSE', port: 8083, address: '::' });
+    const outer = new Error('cannot open listener ws on port 8083', { cause: inner });
+    assert.equal(
+      describeStartError(outer, DEFAULTS),
+      'cannot open the ws listener on [::]:8083: address already in use',
+    );
+    const denied = Object.assign(new Error('listen EACCES'), { code: 'EACCES', port: 80, address: '0.0.0.0' });
+    assert.match(describeStartError(denied, DEFAULTS), /^cannot listen on 0\.0\.0\.0:80: permission denied/);
+    assert.equal(describeStartError(new Error('disk full'), DEFAULTS), 'start failed: disk full');
+  });
+
   it('prints one ready line, serves /api/health, and exits 0 on SIGTERM', async () => {
     const run = braid(['start', '--mqtt-port', '0', '--ws-port', '0', '--http-port', '0', '--amqp-port', 'false'], {
       BRAID_STORAGE_DATA_DIR: join(dir, 'data1'),

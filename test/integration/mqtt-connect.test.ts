@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { describe, type TestContext, test } from 'node:test';
 import mqtt, { type IClientOptions, type IConnackPacket, type MqttClient } from 'mqtt';
-import { startBroker, type TestBroker } from '../helpers/broker.js';
+import { startBroker } from '../helpers/broker.js';
 import { collect, end, type Received, sleep, waitFor } from '../helpers/mqtt.js';
 
 const T = { timeout: 20_000 };
@@ -231,19 +231,23 @@ describe('MQTT CONNECT', () => {
       });
     }
 
-    test('[MQTT-3.1.2-2] an unsupported protocol level is refused (0x01, or 0x84 in a 5.0 CONNACK) and closed', T, async (t) => {
-      const h = await harness(t);
-      const r = await h.raw();
-      const connect = connectPacket({ v: 4, clientId: 'lvl6', clean: true, keepAlive: 30 });
-      connect[2 + 6] = 6; // the protocol level byte, after the fixed header and "MQTT"
-      r.send(connect);
-      const connack = await r.next(2);
-      assert.ok(
-        (connack.body.length === 2 && connack.body[1] === 0x01) || connack.body[1] === 0x84,
-        `CONNACK code ${connack.body[1]}`,
-      );
-      await r.waitClosed();
-    });
+    test(
+      '[MQTT-3.1.2-2] an unsupported protocol level is refused (0x01, or 0x84 in a 5.0 CONNACK) and closed',
+      T,
+      async (t) => {
+        const h = await harness(t);
+        const r = await h.raw();
+        const connect = connectPacket({ v: 4, clientId: 'lvl6', clean: true, keepAlive: 30 });
+        connect[2 + 6] = 6; // the protocol level byte, after the fixed header and "MQTT"
+        r.send(connect);
+        const connack = await r.next(2);
+        assert.ok(
+          (connack.body.length === 2 && connack.body[1] === 0x01) || connack.body[1] === 0x84,
+          `CONNACK code ${connack.body[1]}`,
+        );
+        await r.waitClosed();
+      },
+    );
 
     test('protocol level 3 over WebSocket (subprotocol mqttv3.1) is accepted and usable', T, async (t) => {
       const h = await harness(t);
@@ -268,40 +272,52 @@ describe('MQTT CONNECT', () => {
       await roundTrip(c, msgs, 'ids/empty4');
     });
 
-    test('[MQTT-3.1.3-8] MQTT 3.1.1: a zero-length client id without clean session is refused with 0x02', T, async (t) => {
-      const h = await harness(t);
-      const r = await h.raw();
-      r.send(connectPacket({ v: 4, clientId: '', clean: false, keepAlive: 30 }));
-      const connack = await r.next(2);
-      assert.deepEqual([...connack.body], [0x00, 0x02], 'CONNACK: session present 0, return code 2');
-      // [MQTT-3.2.2-5]: a refusing CONNACK is followed by closing the connection.
-      await r.waitClosed();
-    });
+    test(
+      '[MQTT-3.1.3-8] MQTT 3.1.1: a zero-length client id without clean session is refused with 0x02',
+      T,
+      async (t) => {
+        const h = await harness(t);
+        const r = await h.raw();
+        r.send(connectPacket({ v: 4, clientId: '', clean: false, keepAlive: 30 }));
+        const connack = await r.next(2);
+        assert.deepEqual([...connack.body], [0x00, 0x02], 'CONNACK: session present 0, return code 2');
+        // [MQTT-3.2.2-5]: a refusing CONNACK is followed by closing the connection.
+        await r.waitClosed();
+      },
+    );
 
-    test('[MQTT-3.1.3-6] [MQTT-3.1.3-7] MQTT 5.0: a zero-length client id gets an Assigned Client Identifier', T, async (t) => {
-      const h = await harness(t);
-      const a = await h.open({ protocolVersion: 5, clientId: '', clean: true });
-      const b = await h.open({ protocolVersion: 5, clientId: '', clean: true });
-      const idA = a.connack.properties?.assignedClientIdentifier;
-      const idB = b.connack.properties?.assignedClientIdentifier;
-      assert.equal(a.connack.reasonCode, 0);
-      assert.ok(typeof idA === 'string' && idA.length > 0, 'CONNACK carries an Assigned Client Identifier');
-      assert.ok(typeof idB === 'string' && idB.length > 0);
-      assert.notEqual(idA, idB, 'each connection gets its own identifier');
-      await roundTrip(a.c, a.msgs, 'ids/empty5');
-    });
+    test(
+      '[MQTT-3.1.3-6] [MQTT-3.1.3-7] MQTT 5.0: a zero-length client id gets an Assigned Client Identifier',
+      T,
+      async (t) => {
+        const h = await harness(t);
+        const a = await h.open({ protocolVersion: 5, clientId: '', clean: true });
+        const b = await h.open({ protocolVersion: 5, clientId: '', clean: true });
+        const idA = a.connack.properties?.assignedClientIdentifier;
+        const idB = b.connack.properties?.assignedClientIdentifier;
+        assert.equal(a.connack.reasonCode, 0);
+        assert.ok(typeof idA === 'string' && idA.length > 0, 'CONNACK carries an Assigned Client Identifier');
+        assert.ok(typeof idB === 'string' && idB.length > 0);
+        assert.notEqual(idA, idB, 'each connection gets its own identifier');
+        await roundTrip(a.c, a.msgs, 'ids/empty5');
+      },
+    );
 
-    test('[MQTT-3.1.3-7] MQTT 5.0: a zero-length client id with Clean Start 0 is accepted with an Assigned Client Identifier', T, async (t) => {
-      const h = await harness(t);
-      const r = await h.raw();
-      r.send(connectPacket({ v: 5, clientId: '', clean: false, keepAlive: 30 }));
-      const connack = await r.next(2);
-      assert.equal(connack.body[0], 0, 'session present 0');
-      assert.equal(connack.body[1], 0, 'reason code 0x00');
-      const id = connackProperties(connack.body).get(0x12);
-      assert.ok(typeof id === 'string' && id.length > 0, 'Assigned Client Identifier (0x12) present');
-      assert.equal(r.closed, false);
-    });
+    test(
+      '[MQTT-3.1.3-7] MQTT 5.0: a zero-length client id with Clean Start 0 is accepted with an Assigned Client Identifier',
+      T,
+      async (t) => {
+        const h = await harness(t);
+        const r = await h.raw();
+        r.send(connectPacket({ v: 5, clientId: '', clean: false, keepAlive: 30 }));
+        const connack = await r.next(2);
+        assert.equal(connack.body[0], 0, 'session present 0');
+        assert.equal(connack.body[1], 0, 'reason code 0x00');
+        const id = connackProperties(connack.body).get(0x12);
+        assert.ok(typeof id === 'string' && id.length > 0, 'Assigned Client Identifier (0x12) present');
+        assert.equal(r.closed, false);
+      },
+    );
   });
 
   describe('session takeover', () => {
@@ -347,20 +363,24 @@ describe('MQTT CONNECT', () => {
 
   describe('keep-alive', () => {
     for (const v of VERSIONS) {
-      test(`[MQTT-${v === 4 ? '3.1.2-24' : '3.1.2-22'}] ${name(v)}: a client silent for 1.5 × its keep-alive is disconnected`, T, async (t) => {
-        const h = await harness(t);
-        const r = await h.raw();
-        r.send(connectPacket({ v, clientId: `silent-${v}`, clean: true, keepAlive: 1 }));
-        const connack = await r.next(2);
-        assert.equal(connack.body[1], 0, 'accepted');
-        await r.waitClosed(5000);
-        // 5.0 may say why first: DISCONNECT 0x8D Keep Alive timeout; nothing else is allowed.
-        for (const p of r.packets) {
-          assert.equal(p.type, 14, 'only a DISCONNECT may precede the close');
-          assert.equal(v, 5, '3.1.1 servers send no DISCONNECT');
-          assert.equal(p.body[0], 0x8d);
-        }
-      });
+      test(
+        `[MQTT-${v === 4 ? '3.1.2-24' : '3.1.2-22'}] ${name(v)}: a client silent for 1.5 × its keep-alive is disconnected`,
+        T,
+        async (t) => {
+          const h = await harness(t);
+          const r = await h.raw();
+          r.send(connectPacket({ v, clientId: `silent-${v}`, clean: true, keepAlive: 1 }));
+          const connack = await r.next(2);
+          assert.equal(connack.body[1], 0, 'accepted');
+          await r.waitClosed(5000);
+          // 5.0 may say why first: DISCONNECT 0x8D Keep Alive timeout; nothing else is allowed.
+          for (const p of r.packets) {
+            assert.equal(p.type, 14, 'only a DISCONNECT may precede the close');
+            assert.equal(v, 5, '3.1.1 servers send no DISCONNECT');
+            assert.equal(p.body[0], 0x8d);
+          }
+        },
+      );
     }
 
     test('a client that sends PINGREQ within its keep-alive stays connected', T, async (t) => {
@@ -382,11 +402,15 @@ describe('MQTT CONNECT', () => {
       assert.equal(connack.properties?.serverKeepAlive, 10);
     });
 
-    test('(§3.2.2.3.14) mqtt.maxKeepAlive 10: a 5.0 client asking for 0 (none) gets Server Keep Alive 10', T, async (t) => {
-      const h = await harness(t, { mqtt: { maxKeepAlive: 10 } });
-      const { connack } = await h.open({ protocolVersion: 5, keepalive: 0 });
-      assert.equal(connack.properties?.serverKeepAlive, 10);
-    });
+    test(
+      '(§3.2.2.3.14) mqtt.maxKeepAlive 10: a 5.0 client asking for 0 (none) gets Server Keep Alive 10',
+      T,
+      async (t) => {
+        const h = await harness(t, { mqtt: { maxKeepAlive: 10 } });
+        const { connack } = await h.open({ protocolVersion: 5, keepalive: 0 });
+        assert.equal(connack.properties?.serverKeepAlive, 10);
+      },
+    );
 
     test('mqtt.maxKeepAlive 10: a 5.0 client asking for 5 s keeps it', T, async (t) => {
       const h = await harness(t, { mqtt: { maxKeepAlive: 10 } });
@@ -489,13 +513,19 @@ describe('MQTT CONNECT', () => {
         await roundTrip(c, msgs, `auth/guest${v}`);
       });
 
-      test(`${name(v)}: auth.allowAnonymous false refuses anonymous clients with ${v === 5 ? '0x87' : 'return code 5'}`, T, async (t) => {
-        const h = await harness(t, { auth: { allowAnonymous: false, users: [{ name: 'user', password: 'password' }] } });
-        const code = await refusal(h.open({ protocolVersion: v }));
-        assert.equal(code, v === 5 ? 0x87 : 5);
-        const { c, msgs } = await h.open({ protocolVersion: v, username: 'user', password: 'password' });
-        await roundTrip(c, msgs, `auth/named${v}`);
-      });
+      test(
+        `${name(v)}: auth.allowAnonymous false refuses anonymous clients with ${v === 5 ? '0x87' : 'return code 5'}`,
+        T,
+        async (t) => {
+          const h = await harness(t, {
+            auth: { allowAnonymous: false, users: [{ name: 'user', password: 'password' }] },
+          });
+          const code = await refusal(h.open({ protocolVersion: v }));
+          assert.equal(code, v === 5 ? 0x87 : 5);
+          const { c, msgs } = await h.open({ protocolVersion: v, username: 'user', password: 'password' });
+          await roundTrip(c, msgs, `auth/named${v}`);
+        },
+      );
     }
 
     test('[MQTT-4.12.0-1] MQTT 5.0: a CONNECT naming an authentication method is refused with 0x8C', T, async (t) => {

@@ -8,7 +8,7 @@ import net from 'node:net';
 import { describe, type TestContext, test } from 'node:test';
 import mqtt, { type IClientOptions, type IConnackPacket, type MqttClient, type Packet } from 'mqtt';
 import { startBroker } from '../helpers/broker.js';
-import { collect, end, type Received, waitFor } from '../helpers/mqtt.js';
+import { collect, end, type Received, sleep, waitFor } from '../helpers/mqtt.js';
 
 const T = { timeout: 30_000 };
 const VERSIONS = [4, 5] as const;
@@ -98,8 +98,35 @@ function frame(first: number, ...parts: Buffer[]): Buffer {
   return Buffer.concat([Buffer.from([first]), vbi(body.length), body]);
 }
 const noProps = (v: 4 | 5): Buffer => (v === 5 ? Buffer.from([0]) : Buffer.alloc(0));
-const connectPacket = (v: 4 | 5, clientId: string): Buffer =>
-  frame(0x10, str('MQTT'), Buffer.from([v, 0x02]), u16(60), noProps(v), str(clientId));
+/** CONNECT with clean session; in 5.0 optionally announcing our own Receive Maximum. */
+function connectPacket(v: 4 | 5, clientId: string, receiveMaximum?: number): Buffer {
+  const props =
+    v === 5 && receiveMaximum !== undefined
+      ? Buffer.from([3, 0x21, receiveMaximum >> 8, receiveMaximum & 0xff])
+      : noProps(v);
+  return frame(0x10, str('MQTT'), Buffer.from([v, 0x02]), u16(60), props, str(clientId));
+}
+const subscribePacket = (v: 4 | 5, id: number, filter: string, qos: number): Buffer =>
+  frame(0x82, u16(id), noProps(v), str(filter), Buffer.from([qos]));
+const pubackPacket = (id: number): Buffer => frame(0x40, u16(id));
+/** Packet id and payload of a PUBLISH at QoS > 0. */
+function parsePublish(p: RawPacket, v: 4 | 5): { id: number; payload: string } {
+  const tl = p.body.readUInt16BE(0);
+  const id = p.body.readUInt16BE(2 + tl);
+  let pos = 4 + tl;
+  if (v === 5) {
+    let len = 0;
+    let mul = 1;
+    let d: number;
+    do {
+      d = p.body[pos++]!;
+      len += (d & 0x7f) * mul;
+      mul *= 128;
+    } while (d & 0x80);
+    pos += len;
+  }
+  return { id, payload: p.body.toString('utf8', pos) };
+}
 function publishPacket(o: { v: 4 | 5; topic: string; payload: string; qos: 0 | 1 | 2; id?: number; dup?: boolean }) {
   const first = 0x30 | (o.dup ? 0x08 : 0) | (o.qos << 1);
   return frame(first, str(o.topic), o.qos > 0 ? u16(o.id!) : Buffer.alloc(0), noProps(o.v), Buffer.from(o.payload));
@@ -149,6 +176,14 @@ class Raw {
 
   send(b: Buffer): void {
     this.sock.write(b);
+  }
+
+  count(type: number): number {
+    return this.packets.filter((p) => p.type === type).length;
+  }
+
+  async waitClosed(timeoutMs = 5000): Promise<void> {
+    await waitFor(() => this.closed, timeoutMs, 'the server to close the connection');
   }
 
   async next(type: number, timeoutMs = 5000): Promise<RawPacket> {
@@ -222,6 +257,24 @@ describe('MQTT PUBLISH', () => {
         assert.equal(by.get('bin/empty')!.length, 0, 'an empty payload is delivered, empty');
         assert.ok(by.get('bin/big')!.equals(big), '1 MB at QoS 1');
         assert.ok(by.get('bin/big0')!.equals(big), '1 MB at QoS 0');
+      });
+    }
+  });
+
+  describe('payload integrity over WebSocket', () => {
+    for (const v of VERSIONS) {
+      test(`${name(v)}: a 1 MB binary payload crosses WebSocket and TCP both ways`, T, async (t) => {
+        const h = await harness(t);
+        const wsSub = await h.open({ protocolVersion: v }, h.b.wsUrl);
+        const tcpSub = await h.open({ protocolVersion: v });
+        const wsPub = await h.open({ protocolVersion: v }, h.b.wsUrl);
+        await wsSub.c.subscribeAsync('wsbin/+', { qos: 1 });
+        await tcpSub.c.subscribeAsync('wsbin/+', { qos: 1 });
+        const big = randomBytes(1024 * 1024);
+        await wsPub.c.publishAsync('wsbin/big', big, { qos: 1 });
+        await waitFor(() => wsSub.msgs.length === 1 && tcpSub.msgs.length === 1, 10_000, 'the big message');
+        assert.ok(wsSub.msgs[0]!.payload.equals(big), 'WebSocket → WebSocket');
+        assert.ok(tcpSub.msgs[0]!.payload.equals(big), 'WebSocket → TCP');
       });
     }
   });
@@ -329,5 +382,65 @@ describe('MQTT PUBLISH', () => {
         );
       });
     }
+  });
+  describe('flow control', () => {
+    test('(§3.3.4) MQTT 5.0: a client exceeding our Receive Maximum gets DISCONNECT 0x93', T, async (t) => {
+      const h = await harness(t, { mqtt: { receiveMaximum: 2 } });
+      const r = await h.raw();
+      r.send(connectPacket(5, 'too-eager'));
+      assert.equal((await r.next(2)).body[1], 0);
+      // QoS 2 messages stay unacknowledged (in the Receive Maximum sense) until PUBCOMP.
+      for (const id of [1, 2, 3]) r.send(publishPacket({ v: 5, topic: 'flow/in', payload: `m${id}`, qos: 2, id }));
+      const disconnect = await r.next(14);
+      assert.equal(disconnect.body[0], 0x93);
+      await r.waitClosed();
+      assert.equal(r.count(5), 2, 'the first two were accepted with PUBREC');
+    });
+
+    for (const v of VERSIONS) {
+      const how = v === 5 ? 'the client’s Receive Maximum (2)' : 'mqtt.maxInflightMessages (2)';
+      test(`[MQTT-3.3.4-9] ${name(v)}: no more than ${how} unacknowledged QoS 1 messages are sent`, T, async (t) => {
+        const h = await harness(t, v === 4 ? { mqtt: { maxInflightMessages: 2 } } : {});
+        const r = await h.raw();
+        r.send(connectPacket(v, `slow-${v}`, 2));
+        assert.equal((await r.next(2)).body[1], 0);
+        r.send(subscribePacket(v, 1, 'flow/out', 1));
+        await r.next(9);
+        const pub = await h.open({ protocolVersion: v });
+        const sent = ['m1', 'm2', 'm3', 'm4', 'm5'];
+        for (const p of sent) await pub.c.publishAsync('flow/out', p, { qos: 1 });
+        const got: Array<{ id: number; payload: string }> = [];
+        got.push(parsePublish(await r.next(3), v), parsePublish(await r.next(3), v));
+        assert.notEqual(got[0]!.id, got[1]!.id, 'packet ids in flight are distinct');
+        assert.ok(got.every((g) => g.id > 0));
+        await sleep(300);
+        assert.equal(r.count(3), 0, 'a third message waits for an acknowledgement');
+        while (got.length < sent.length) {
+          r.send(pubackPacket(got[got.length - 2]!.id));
+          got.push(parsePublish(await r.next(3), v));
+          const inFlight = got.slice(-2).map((g) => g.id);
+          assert.notEqual(inFlight[0], inFlight[1], 'an id is not reused while in flight');
+        }
+        assert.deepEqual(
+          got.map((g) => g.payload),
+          sent,
+        );
+      });
+    }
+
+    test('(§3.2.2.3.4) mqtt.maxQos 1: a 5.0 QoS 2 PUBLISH gets DISCONNECT 0x9B', T, async (t) => {
+      const h = await harness(t, { mqtt: { maxQos: 1 } });
+      const pub = await h.open({ protocolVersion: 5 });
+      assert.equal(pub.connack.properties?.maximumQoS, 1);
+      const reasons: number[] = [];
+      let closed = false;
+      pub.c.on('disconnect', (p) => reasons.push(p.reasonCode ?? 0));
+      pub.c.on('close', () => {
+        closed = true;
+      });
+      pub.c.publish('maxqos/t', 'x', { qos: 2 });
+      await waitFor(() => closed, 5000, 'the server to close the connection');
+      assert.deepEqual(reasons, [0x9b]);
+    });
   });
 });

@@ -175,58 +175,70 @@ describe('MQTT SUBSCRIBE', () => {
   describe('overlapping subscriptions', () => {
     for (const v of VERSIONS) {
       const id = v === 4 ? 'MQTT-3.3.5-1' : 'MQTT-3.3.4-2';
-      test(`[${id}] ${name(v)}: one copy per message, at the maximum QoS of the matching subscriptions`, T, async (t) => {
-        const h = await harness(t);
-        const sub = await h.open({ protocolVersion: v });
-        const pub = await h.open({ protocolVersion: v });
-        await sub.c.subscribeAsync('ov/+', { qos: 0 });
-        await sub.c.subscribeAsync('ov/#', { qos: 1 });
-        await sub.c.subscribeAsync('ov/a', { qos: 2 });
-        await pub.c.publishAsync('ov/a', 'a', { qos: 2 });
-        await pub.c.publishAsync('ov/b', 'b', { qos: 2 });
-        await pub.c.publishAsync('ov/b/c', 'c', { qos: 2 });
-        await fence(pub.c, 'ov/end', sub.msgs);
-        const got = sub.msgs.filter((m) => !isFence(m)).map((m) => [m.topic, m.packet.qos]);
-        assert.deepEqual(got, [
-          ['ov/a', 2],
-          ['ov/b', 1],
-          ['ov/b/c', 1],
-        ]);
-      });
+      test(
+        `[${id}] ${name(v)}: one copy per message, at the maximum QoS of the matching subscriptions`,
+        T,
+        async (t) => {
+          const h = await harness(t);
+          const sub = await h.open({ protocolVersion: v });
+          const pub = await h.open({ protocolVersion: v });
+          await sub.c.subscribeAsync('ov/+', { qos: 0 });
+          await sub.c.subscribeAsync('ov/#', { qos: 1 });
+          await sub.c.subscribeAsync('ov/a', { qos: 2 });
+          await pub.c.publishAsync('ov/a', 'a', { qos: 2 });
+          await pub.c.publishAsync('ov/b', 'b', { qos: 2 });
+          await pub.c.publishAsync('ov/b/c', 'c', { qos: 2 });
+          await fence(pub.c, 'ov/end', sub.msgs);
+          const got = sub.msgs.filter((m) => !isFence(m)).map((m) => [m.topic, m.packet.qos]);
+          assert.deepEqual(got, [
+            ['ov/a', 2],
+            ['ov/b', 1],
+            ['ov/b/c', 1],
+          ]);
+        },
+      );
     }
 
-    test('[MQTT-3.3.4-3] [MQTT-3.3.4-4] MQTT 5.0: the one copy carries every matching Subscription Identifier', T, async (t) => {
-      const h = await harness(t);
-      const sub = await h.open({ protocolVersion: 5 });
-      const pub = await h.open({ protocolVersion: 5 });
-      await sub.c.subscribeAsync('si/+', { qos: 0, properties: { subscriptionIdentifier: 1 } });
-      await sub.c.subscribeAsync('si/#', { qos: 1, properties: { subscriptionIdentifier: 2 } });
-      await sub.c.subscribeAsync('si/a', { qos: 2, properties: { subscriptionIdentifier: 300 } });
-      await sub.c.subscribeAsync('si/+/+', { qos: 1 });
-      await pub.c.publishAsync('si/a', 'a', { qos: 2 });
-      await pub.c.publishAsync('si/b', 'b', { qos: 1 });
-      await pub.c.publishAsync('si/b/c', 'c', { qos: 1 });
-      await fence(pub.c, 'si/end', sub.msgs);
-      const got = sub.msgs.filter((m) => !isFence(m)).map((m) => [m.topic, m.packet.qos, subIds(m)]);
-      assert.deepEqual(got, [
-        ['si/a', 2, [1, 2, 300]],
-        ['si/b', 1, [1, 2]],
-        ['si/b/c', 1, [2]],
-      ]);
-    });
+    test(
+      '[MQTT-3.3.4-3] [MQTT-3.3.4-4] MQTT 5.0: the one copy carries every matching Subscription Identifier',
+      T,
+      async (t) => {
+        const h = await harness(t);
+        const sub = await h.open({ protocolVersion: 5 });
+        const pub = await h.open({ protocolVersion: 5 });
+        await sub.c.subscribeAsync('si/+', { qos: 0, properties: { subscriptionIdentifier: 1 } });
+        await sub.c.subscribeAsync('si/#', { qos: 1, properties: { subscriptionIdentifier: 2 } });
+        await sub.c.subscribeAsync('si/a', { qos: 2, properties: { subscriptionIdentifier: 300 } });
+        await sub.c.subscribeAsync('si/+/+', { qos: 1 });
+        await pub.c.publishAsync('si/a', 'a', { qos: 2 });
+        await pub.c.publishAsync('si/b', 'b', { qos: 1 });
+        await pub.c.publishAsync('si/b/c', 'c', { qos: 1 });
+        await fence(pub.c, 'si/end', sub.msgs);
+        const got = sub.msgs.filter((m) => !isFence(m)).map((m) => [m.topic, m.packet.qos, subIds(m)]);
+        assert.deepEqual(got, [
+          ['si/a', 2, [1, 2, 300]],
+          ['si/b', 1, [1, 2]],
+          ['si/b/c', 1, [2]],
+        ]);
+      },
+    );
 
     for (const v of VERSIONS) {
-      test(`[MQTT-3.8.4-3] ${name(v)}: subscribing to the same filter again replaces the subscription`, T, async (t) => {
-        const h = await harness(t);
-        const sub = await h.open({ protocolVersion: v });
-        const pub = await h.open({ protocolVersion: v });
-        await sub.c.subscribeAsync('re/t', { qos: 0 });
-        await sub.c.subscribeAsync('re/t', { qos: 2 });
-        await pub.c.publishAsync('re/t', 'x', { qos: 2 });
-        await fence(pub.c, 're/t', sub.msgs);
-        const got = sub.msgs.filter((m) => !isFence(m)).map((m) => m.packet.qos);
-        assert.deepEqual(got, [2]);
-      });
+      test(
+        `[MQTT-3.8.4-3] ${name(v)}: subscribing to the same filter again replaces the subscription`,
+        T,
+        async (t) => {
+          const h = await harness(t);
+          const sub = await h.open({ protocolVersion: v });
+          const pub = await h.open({ protocolVersion: v });
+          await sub.c.subscribeAsync('re/t', { qos: 0 });
+          await sub.c.subscribeAsync('re/t', { qos: 2 });
+          await pub.c.publishAsync('re/t', 'x', { qos: 2 });
+          await fence(pub.c, 're/t', sub.msgs);
+          const got = sub.msgs.filter((m) => !isFence(m)).map((m) => m.packet.qos);
+          assert.deepEqual(got, [2]);
+        },
+      );
     }
   });
 
@@ -272,18 +284,22 @@ describe('MQTT SUBSCRIBE', () => {
       );
     });
 
-    test('[MQTT-3.3.4-3] a Subscription Identifier is sent with each matching message; none without one', T, async (t) => {
-      const h = await harness(t);
-      const withId = await h.open({ protocolVersion: 5 });
-      const without = await h.open({ protocolVersion: 5 });
-      const pub = await h.open({ protocolVersion: 5 });
-      await withId.c.subscribeAsync('sid/+', { qos: 1, properties: { subscriptionIdentifier: 268435455 } });
-      await without.c.subscribeAsync('sid/+', { qos: 1 });
-      await pub.c.publishAsync('sid/x', 'x', { qos: 1 });
-      await waitFor(() => withId.msgs.length === 1 && without.msgs.length === 1, 5000, 'the message');
-      assert.deepEqual(subIds(withId.msgs[0]!), [268435455]);
-      assert.deepEqual(subIds(without.msgs[0]!), []);
-    });
+    test(
+      '[MQTT-3.3.4-3] a Subscription Identifier is sent with each matching message; none without one',
+      T,
+      async (t) => {
+        const h = await harness(t);
+        const withId = await h.open({ protocolVersion: 5 });
+        const without = await h.open({ protocolVersion: 5 });
+        const pub = await h.open({ protocolVersion: 5 });
+        await withId.c.subscribeAsync('sid/+', { qos: 1, properties: { subscriptionIdentifier: 268435455 } });
+        await without.c.subscribeAsync('sid/+', { qos: 1 });
+        await pub.c.publishAsync('sid/x', 'x', { qos: 1 });
+        await waitFor(() => withId.msgs.length === 1 && without.msgs.length === 1, 5000, 'the message');
+        assert.deepEqual(subIds(withId.msgs[0]!), [268435455]);
+        assert.deepEqual(subIds(without.msgs[0]!), []);
+      },
+    );
   });
 
   describe('UNSUBSCRIBE', () => {
@@ -305,15 +321,19 @@ describe('MQTT SUBSCRIBE', () => {
       });
     }
 
-    test('[MQTT-3.11.3-1] MQTT 5.0: UNSUBACK has 0x00 for a subscribed filter and 0x11 for an unknown one', T, async (t) => {
-      const h = await harness(t);
-      const { c } = await h.open({ protocolVersion: 5 });
-      await c.subscribeAsync('known/t', { qos: 1 });
-      const ack = (await c.unsubscribeAsync(['known/t', 'unknown/t'])) as UnsubackPacket | undefined;
-      assert.deepEqual(ack?.granted, [0x00, 0x11]);
-      const again = (await c.unsubscribeAsync('known/t')) as UnsubackPacket | undefined;
-      assert.deepEqual(again?.granted, [0x11], 'gone after the first UNSUBSCRIBE');
-    });
+    test(
+      '[MQTT-3.11.3-1] MQTT 5.0: UNSUBACK has 0x00 for a subscribed filter and 0x11 for an unknown one',
+      T,
+      async (t) => {
+        const h = await harness(t);
+        const { c } = await h.open({ protocolVersion: 5 });
+        await c.subscribeAsync('known/t', { qos: 1 });
+        const ack = (await c.unsubscribeAsync(['known/t', 'unknown/t'])) as UnsubackPacket | undefined;
+        assert.deepEqual(ack?.granted, [0x00, 0x11]);
+        const again = (await c.unsubscribeAsync('known/t')) as UnsubackPacket | undefined;
+        assert.deepEqual(again?.granted, [0x11], 'gone after the first UNSUBSCRIBE');
+      },
+    );
 
     test('[MQTT-3.10.4-5] MQTT 3.1.1: an UNSUBSCRIBE of an unknown filter still gets an UNSUBACK', T, async (t) => {
       const h = await harness(t);
@@ -330,20 +350,59 @@ describe('MQTT SUBSCRIBE', () => {
     };
     for (const v of VERSIONS) {
       const code = v === 4 ? 0x80 : 0x87;
-      test(`[MQTT-3.9.3-1] ${name(v)}: a denied filter gets 0x${code.toString(16)} in SUBACK, in order with the others`, T, async (t) => {
-        const h = await harness(t, { hooks });
-        const sub = await h.open({ protocolVersion: v });
-        const pub = await h.open({ protocolVersion: v });
-        assert.deepEqual(await subackCodes(sub.c, 'secret/t', { qos: 1 }), [code]);
-        assert.deepEqual(await subackCodes(sub.c, ['open/t', 'secret/x', 'open/u'], { qos: 1 }), [1, code, 1]);
-        await pub.c.publishAsync('secret/x', 'hidden', { qos: 1 });
-        await pub.c.publishAsync('open/t', 'visible', { qos: 1 });
-        await fence(pub.c, 'open/u', sub.msgs);
-        assert.deepEqual(
-          sub.msgs.filter((m) => !isFence(m)).map((m) => m.payload.toString()),
-          ['visible'],
-        );
+      test(
+        `[MQTT-3.9.3-1] ${name(v)}: a denied filter gets 0x${code.toString(16)} in SUBACK, in order with the others`,
+        T,
+        async (t) => {
+          const h = await harness(t, { hooks });
+          const sub = await h.open({ protocolVersion: v });
+          const pub = await h.open({ protocolVersion: v });
+          assert.deepEqual(await subackCodes(sub.c, 'secret/t', { qos: 1 }), [code]);
+          assert.deepEqual(await subackCodes(sub.c, ['open/t', 'secret/x', 'open/u'], { qos: 1 }), [1, code, 1]);
+          await pub.c.publishAsync('secret/x', 'hidden', { qos: 1 });
+          await pub.c.publishAsync('open/t', 'visible', { qos: 1 });
+          await fence(pub.c, 'open/u', sub.msgs);
+          assert.deepEqual(
+            sub.msgs.filter((m) => !isFence(m)).map((m) => m.payload.toString()),
+            ['visible'],
+          );
+        },
+      );
+    }
+  });
+  describe('features turned off in the config (MQTT 5.0)', () => {
+    /** The refusal: a SUBACK reason code, or the reason code of a DISCONNECT (both are allowed). */
+    function refusal(c: MqttClient, filter: string, opts: IClientSubscribeOptions): Promise<number | undefined> {
+      return new Promise((resolve) => {
+        c.once('disconnect', (p) => resolve(p.reasonCode));
+        c.subscribe(filter, opts, (_err, _granted, packet?: SubackPacket) => {
+          if (packet) resolve((packet.granted as number[])[0]);
+        });
       });
     }
+    const off = {
+      wildcardSubscriptionAvailable: false,
+      sharedSubscriptionAvailable: false,
+      subscriptionIdentifierAvailable: false,
+    };
+
+    for (const [what, filter, opts, code] of [
+      ['a wildcard filter', 'wc/+', { qos: 1 }, 0xa2],
+      ['a # filter', 'wc/#', { qos: 1 }, 0xa2],
+      ['a shared subscription', '$share/g/sh/t', { qos: 1 }, 0x9e],
+      ['a Subscription Identifier', 'si/t', { qos: 1, properties: { subscriptionIdentifier: 5 } }, 0xa1],
+    ] as const) {
+      test(`(§3.2.2.3) ${what} is refused with 0x${code.toString(16)} when not available`, T, async (t) => {
+        const h = await harness(t, { mqtt: off });
+        const { c } = await h.open({ protocolVersion: 5 });
+        assert.equal(await refusal(c, filter, opts), code);
+      });
+    }
+
+    test('(§3.2.2.3) a plain filter is still granted with those features off', T, async (t) => {
+      const h = await harness(t, { mqtt: off });
+      const { c } = await h.open({ protocolVersion: 5 });
+      assert.deepEqual(await subackCodes(c, 'plain/t', { qos: 1 }), [1]);
+    });
   });
 });

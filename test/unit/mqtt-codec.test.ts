@@ -569,7 +569,7 @@ const bad: Array<[string, string, ProtocolVersion | undefined, number]> = [
   ['[MQTT-2.2.1-3] PUBREL with packet id 0 (5.0)', '6202 0000', 5, 0x82],
   ['[MQTT-2.3.1-1] SUBACK with packet id 0', '9003 0000 00', 4, 0x82],
   ['[MQTT-2.3.1-1] UNSUBACK with packet id 0', 'b002 0000', 4, 0x82],
-  ['[MQTT-3.1.2-1] unknown protocol name', '100d 00044d515458 04 02 003c 000161', undefined, 0x84],
+  ['[MQTT-3.1.2-1] unknown protocol name', '100d 00044d515458 04 02 003c 000161', undefined, 0x81],
   ['[MQTT-3.1.2-2] unsupported level 6 with name MQTT', '100d 00044d515454 06 02 003c 000161', undefined, 0x84],
   ['[MQTT-3.1.2-2] level 3 with name MQTT', '100d 00044d515454 03 02 003c 000161', undefined, 0x84],
   ['[MQTT-3.1.2-2] MQIsdp with level 4', '100f 00064d5149736470 04 02 003c 000161', undefined, 0x84],
@@ -643,11 +643,13 @@ describe('MQTT codec malformed packets', () => {
     });
   }
 
-  test('[MQTT-3.1.2-2] the refused CONNECT reports its protocol level', () => {
-    const e = codeOf(() => decodePacket(hex('100d 00044d515454 06 02 003c 000161'), 0, undefined, MAX));
-    assert.equal(e.protocolLevel, 6);
-    const e2 = codeOf(() => decodePacket(hex('100d 00044d515458 05 02 003c 000161'), 0, undefined, MAX));
-    assert.equal(e2.protocolLevel, 5);
+  test('[MQTT-3.1.2-2] a refused CONNECT reports its protocol version, unless the name is wrong', () => {
+    const level = (h: string) => codeOf(() => decodePacket(hex(h), 0, undefined, MAX)).protocolVersion;
+    assert.equal(level('100d 00044d515454 06 02 003c 000161'), 6);
+    assert.equal(level(c5('1e', '00 000161 00 000161 000161')), 5);
+    assert.equal(level(c4('02', '0002c0af')), 4);
+    assert.equal(level(c3('42', '000161 000170')), 3);
+    assert.equal(level('100d 00044d515458 05 02 003c 000161'), undefined);
   });
 
   test('[MQTT-3.1.2-22] 5.0 allows a password without a user name', () => {

@@ -30,22 +30,29 @@ const Flag = {
   USERNAME: 0x80,
 } as const;
 
-function unsupported(message: string, statement: string, level: number | undefined): MqttProtocolError {
-  const e = new MqttProtocolError(0x84, message, statement);
-  e.protocolLevel = level;
-  return e;
-}
-
+/**
+ * A wrong Protocol Name means the peer is not speaking MQTT: 3.1.1 closes without a CONNACK
+ * [MQTT-3.1.2-1, MQTT-3.1.4-1] and 5.0 may do the same, so it is reported as Malformed (0x81)
+ * with no protocolVersion, rather than 0x84, which would draw a CONNACK.
+ */
 export function decodeConnect(r: Reader): ConnectPacket {
   const protocolName = r.readUtf8();
   if (protocolName !== 'MQTT' && protocolName !== 'MQIsdp') {
-    const level = r.off < r.end ? r.buf[r.off]! : undefined;
-    throw unsupported(`protocol name ${JSON.stringify(protocolName.slice(0, 16))}`, 'MQTT-3.1.2-1', level);
+    throw malformed(`protocol name ${JSON.stringify(protocolName.slice(0, 16))}`, 'MQTT-3.1.2-1');
   }
   const level = r.readU8();
+  try {
+    return decodeConnectAfterLevel(r, protocolName, level);
+  } catch (e) {
+    if (e instanceof MqttProtocolError) e.protocolVersion = level;
+    throw e;
+  }
+}
+
+function decodeConnectAfterLevel(r: Reader, protocolName: string, level: number): ConnectPacket {
   // "MQTT" is 3.1.1 (4) or 5.0 (5); "MQIsdp" is only ever 3.1 (3).
   if (protocolName === 'MQTT' ? level !== 4 && level !== 5 : level !== 3) {
-    throw unsupported(`protocol level ${level} with name ${protocolName}`, 'MQTT-3.1.2-2', level);
+    throw new MqttProtocolError(0x84, `protocol level ${level} with name ${protocolName}`, 'MQTT-3.1.2-2');
   }
   const ver = level as ProtocolVersion;
   const v5 = ver === 5;

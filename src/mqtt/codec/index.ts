@@ -5,7 +5,9 @@
  * Error reporting: every decode failure is an MqttProtocolError whose `reasonCode` is the 5.0
  * code to answer with (0x81 Malformed, 0x82 Protocol Error, 0x84 Unsupported Protocol Version,
  * 0x90 Topic Name invalid, 0x95 Packet too large) and whose `statement` names the rule broken.
- * A Packet Identifier of 0 is reported as 0x82 (it parses, but is not allowed).
+ * A Packet Identifier of 0 is reported as 0x82 (it parses, but is not allowed). Errors from a
+ * CONNECT carry `protocolVersion` once its level byte is read, so the refusal can be in the
+ * client's version; a wrong Protocol Name is 0x81 without it (close without CONNACK).
  */
 import { ackSize, decodeAck, encodeAck } from './ack.js';
 import { authSize, decodeAuth, encodeAuth } from './auth.js';

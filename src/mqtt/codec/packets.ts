@@ -193,10 +193,13 @@ export type Packet =
  */
 export class MqttProtocolError extends Error {
   /**
-   * CONNECT only: the Protocol Level byte when it could be read, so that a server refusing the
-   * CONNECT (0x84) can answer in the client's own version (CONNACK 0x01 for 3/4, 0x84 for 5.0).
+   * CONNECT only: the Protocol Level byte (3, 4, 5, or an unsupported value) of a CONNECT whose
+   * Protocol Name was "MQTT" or "MQIsdp", set on every error raised after that byte was read,
+   * so that the server can refuse in the client's own version (e.g. CONNACK 0x81 in 5.0,
+   * CONNACK 0x01 in 3.1.1 for an unsupported level). Undefined for a wrong Protocol Name: the
+   * peer is not speaking MQTT, so the server closes without CONNACK [MQTT-3.1.4-1].
    */
-  protocolLevel?: number;
+  protocolVersion?: number;
 
   constructor(
     readonly reasonCode: number,

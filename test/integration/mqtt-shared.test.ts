@@ -1,0 +1,254 @@
+/**
+ * Shared subscriptions `$share/group/filter`: round-robin among members, groups independent
+ * of each other, no retained messages, and redelivery to another member of the QoS 1
+ * messages a departed member never acknowledged.
+ */
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { describe, type TestContext, test } from 'node:test';
+import mqtt, { type IClientOptions, type IConnackPacket, type MqttClient } from 'mqtt';
+import { startBroker } from '../helpers/broker.js';
+import { collect, end, type Received, waitFor } from '../helpers/mqtt.js';
+
+const T = { timeout: 20_000 };
+const VERSIONS = [4, 5] as const;
+const name = (v: 4 | 5): string => (v === 4 ? 'MQTT 3.1.1' : 'MQTT 5.0');
+
+type Overrides = Parameters<typeof startBroker>[0];
+interface Conn {
+  c: MqttClient;
+  msgs: Received[];
+  connack: IConnackPacket;
+}
+
+async function harness(t: TestContext, overrides: Overrides = {}) {
+  const b = await startBroker(overrides);
+  const clients: MqttClient[] = [];
+  const raws: Raw[] = [];
+  t.after(async () => {
+    for (const r of raws) r.close();
+    await end(...clients);
+    await b.stop();
+  });
+  const open = async (opts: IClientOptions = {}, url = b.url): Promise<Conn> => {
+    const c = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: 5000, ...opts });
+    clients.push(c);
+    const msgs = collect(c);
+    const connack = await new Promise<IConnackPacket>((resolve, reject) => {
+      c.once('connect', resolve);
+      c.once('error', reject);
+      c.once('close', () => reject(new Error('closed before CONNACK')));
+    });
+    c.removeAllListeners('error');
+    c.on('error', () => {});
+    return { c, msgs, connack };
+  };
+  const raw = async (): Promise<Raw> => {
+    const r = await Raw.open(b.port);
+    raws.push(r);
+    return r;
+  };
+  return { b, open, raw };
+}
+
+/** Publishes a marker on `topic` and waits until every listed subscriber has it. */
+async function fence(pub: MqttClient, topic: string, ...subs: Received[][]): Promise<void> {
+  const marker = `fence-${Math.random()}`;
+  await pub.publishAsync(topic, marker, { qos: 1 });
+  await waitFor(() => subs.every((s) => s.some((m) => m.payload.toString() === marker)), 5000, 'the fence');
+}
+const payloads = (msgs: Received[]): string[] =>
+  msgs.map((m) => m.payload.toString()).filter((p) => !p.startsWith('fence-'));
+
+// ---------------------------------------------------------------------------------------------
+// A raw 3.1.1 member that never acknowledges what it gets.
+
+interface RawPacket {
+  type: number;
+  flags: number;
+  body: Buffer;
+}
+const u16 = (n: number): Buffer => {
+  const b = Buffer.alloc(2);
+  b.writeUInt16BE(n);
+  return b;
+};
+const str = (s: string): Buffer => Buffer.concat([u16(Buffer.byteLength(s)), Buffer.from(s)]);
+function frame(first: number, ...parts: Buffer[]): Buffer {
+  const body = Buffer.concat(parts);
+  assert.ok(body.length < 128);
+  return Buffer.concat([Buffer.from([first, body.length]), body]);
+}
+const rawPayload = (p: RawPacket): string => {
+  const tl = p.body.readUInt16BE(0);
+  return p.body.toString('utf8', 2 + tl + (((p.flags >> 1) & 3) > 0 ? 2 : 0));
+};
+
+class Raw {
+  readonly packets: RawPacket[] = [];
+  private buf = Buffer.alloc(0);
+
+  private constructor(readonly sock: net.Socket) {
+    sock.on('data', (d: Buffer) => {
+      this.buf = Buffer.concat([this.buf, d]);
+      this.parse();
+    });
+    sock.on('error', () => {});
+  }
+
+  static open(port: number): Promise<Raw> {
+    return new Promise((resolve, reject) => {
+      const s = net.connect(port, '127.0.0.1', () => resolve(new Raw(s)));
+      s.once('error', reject);
+    });
+  }
+
+  private parse(): void {
+    for (;;) {
+      let len = 0;
+      let mul = 1;
+      let i = 1;
+      let d: number;
+      do {
+        if (i >= this.buf.length) return;
+        d = this.buf[i++]!;
+        len += (d & 0x7f) * mul;
+        mul *= 128;
+      } while (d & 0x80);
+      if (this.buf.length < i + len) return;
+      this.packets.push({ type: this.buf[0]! >> 4, flags: this.buf[0]! & 0x0f, body: this.buf.subarray(i, i + len) });
+      this.buf = this.buf.subarray(i + len);
+    }
+  }
+
+  send(b: Buffer): void {
+    this.sock.write(b);
+  }
+
+  async next(type: number, timeoutMs = 5000): Promise<RawPacket> {
+    await waitFor(() => this.packets.some((p) => p.type === type), timeoutMs, `a packet of type ${type}`);
+    return this.packets.splice(
+      this.packets.findIndex((p) => p.type === type),
+      1,
+    )[0]!;
+  }
+
+  close(): void {
+    this.sock.destroy();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+describe('MQTT shared subscriptions', () => {
+  for (const v of VERSIONS) {
+    test(`(§4.8.2) ${name(v)}: messages are shared round-robin between two members, each once`, T, async (t) => {
+      const h = await harness(t);
+      const m1 = await h.open({ protocolVersion: v });
+      const m2 = await h.open({ protocolVersion: v });
+      const pub = await h.open({ protocolVersion: v });
+      await m1.c.subscribeAsync('$share/g/sh/+', { qos: 1 });
+      await m2.c.subscribeAsync('$share/g/sh/+', { qos: 1 });
+      const sent: string[] = [];
+      for (let i = 0; i < 10; i++) {
+        sent.push(`m${i}`);
+        await pub.c.publishAsync(i % 2 ? 'sh/a' : 'sh/b', `m${i}`, { qos: 1 });
+      }
+      await waitFor(() => m1.msgs.length + m2.msgs.length >= 10, 5000, 'ten messages');
+      assert.equal(m1.msgs.length, 5, 'round-robin: half to each member');
+      assert.equal(m2.msgs.length, 5);
+      assert.deepEqual([...payloads(m1.msgs), ...payloads(m2.msgs)].sort(), sent.sort(), 'each message exactly once');
+      for (const m of [...m1.msgs, ...m2.msgs]) {
+        assert.equal(m.topic, Number(m.payload.toString().slice(1)) % 2 ? 'sh/a' : 'sh/b', 'the real topic');
+      }
+    });
+  }
+
+  test('(§4.8.2) every group, and every non-shared subscriber, gets its own copy', T, async (t) => {
+    const h = await harness(t);
+    const g1a = await h.open({ protocolVersion: 5 });
+    const g1b = await h.open({ protocolVersion: 5 });
+    const g2 = await h.open({ protocolVersion: 5 });
+    const plain = await h.open({ protocolVersion: 5 });
+    const pub = await h.open({ protocolVersion: 5 });
+    await g1a.c.subscribeAsync('$share/g1/grp/t', { qos: 1 });
+    await g1b.c.subscribeAsync('$share/g1/grp/t', { qos: 1 });
+    await g2.c.subscribeAsync('$share/g2/grp/t', { qos: 1 });
+    await plain.c.subscribeAsync('grp/t', { qos: 1 });
+    for (let i = 0; i < 4; i++) await pub.c.publishAsync('grp/t', `m${i}`, { qos: 1 });
+    await waitFor(
+      () => g1a.msgs.length + g1b.msgs.length === 4 && g2.msgs.length === 4 && plain.msgs.length === 4,
+      5000,
+      'every copy',
+    );
+    assert.deepEqual([...payloads(g1a.msgs), ...payloads(g1b.msgs)].sort(), ['m0', 'm1', 'm2', 'm3']);
+    assert.deepEqual(payloads(g2.msgs), ['m0', 'm1', 'm2', 'm3']);
+    assert.deepEqual(payloads(plain.msgs), ['m0', 'm1', 'm2', 'm3']);
+  });
+
+  test('(§4.8.2) retained messages are not sent when a shared subscription is made', T, async (t) => {
+    const h = await harness(t);
+    const pub = await h.open({ protocolVersion: 5 });
+    await pub.c.publishAsync('shret/t', 'retained', { qos: 1, retain: true });
+    const member = await h.open({ protocolVersion: 5 });
+    await member.c.subscribeAsync('$share/g/shret/t', { qos: 1 });
+    await fence(pub.c, 'shret/t', member.msgs);
+    assert.deepEqual(payloads(member.msgs), []);
+  });
+
+  test('after a member unsubscribes, the remaining member gets everything', T, async (t) => {
+    const h = await harness(t);
+    const m1 = await h.open({ protocolVersion: 5 });
+    const m2 = await h.open({ protocolVersion: 5 });
+    const pub = await h.open({ protocolVersion: 5 });
+    await m1.c.subscribeAsync('$share/g/shun/t', { qos: 1 });
+    await m2.c.subscribeAsync('$share/g/shun/t', { qos: 1 });
+    await m1.c.unsubscribeAsync('$share/g/shun/t');
+    for (let i = 0; i < 4; i++) await pub.c.publishAsync('shun/t', `m${i}`, { qos: 1 });
+    await waitFor(() => m2.msgs.length === 4, 5000, 'four messages on the remaining member');
+    assert.deepEqual(payloads(m1.msgs), []);
+  });
+
+  test('(§4.8.2) while a persistent member is offline, the online member gets every message', T, async (t) => {
+    const h = await harness(t);
+    const gone: string[] = [];
+    h.b.broker.on('clientDisconnect', (c: { id: string }) => gone.push(c.id));
+    const m1 = await h.open({
+      protocolVersion: 5,
+      clientId: 'sleeper',
+      clean: false,
+      properties: { sessionExpiryInterval: 60 },
+    });
+    const m2 = await h.open({ protocolVersion: 5 });
+    await m1.c.subscribeAsync('$share/g/away/t', { qos: 1 });
+    await m2.c.subscribeAsync('$share/g/away/t', { qos: 1 });
+    await m1.c.endAsync(false);
+    await waitFor(() => gone.includes('sleeper'), 5000, 'the member to leave');
+    const pub = await h.open({ protocolVersion: 5 });
+    for (let i = 0; i < 6; i++) await pub.c.publishAsync('away/t', `m${i}`, { qos: 1 });
+    await waitFor(() => m2.msgs.length === 6, 5000, 'all six on the online member');
+    assert.deepEqual(payloads(m2.msgs), ['m0', 'm1', 'm2', 'm3', 'm4', 'm5']);
+  });
+
+  test('(§4.8.2) QoS 1 messages a departed member never acknowledged go to the other member', T, async (t) => {
+    const h = await harness(t);
+    // Member 1: a raw clean session that takes messages and never sends PUBACK.
+    const r = await h.raw();
+    r.send(frame(0x10, str('MQTT'), Buffer.from([4, 0x02]), u16(60), str('greedy')));
+    assert.equal((await r.next(2)).body[1], 0);
+    r.send(frame(0x82, u16(1), str('$share/g/redo/t'), Buffer.from([1])));
+    await r.next(9);
+    const m2 = await h.open({ protocolVersion: 5 });
+    await m2.c.subscribeAsync('$share/g/redo/t', { qos: 1 });
+    const pub = await h.open({ protocolVersion: 5 });
+    const sent = ['m0', 'm1', 'm2', 'm3', 'm4', 'm5'];
+    for (const p of sent) await pub.c.publishAsync('redo/t', p, { qos: 1 });
+    const rawGot = () => r.packets.filter((p) => p.type === 3);
+    await waitFor(() => rawGot().length + m2.msgs.length >= sent.length, 5000, 'every message to some member');
+    assert.ok(rawGot().length > 0, 'the raw member got its share');
+    const unacked = rawGot().map(rawPayload);
+    r.close();
+    await waitFor(() => unacked.every((p) => payloads(m2.msgs).includes(p)), 5000, 'the unacknowledged messages');
+    assert.deepEqual([...new Set(payloads(m2.msgs))].sort(), sent, 'the remaining member has them all');
+  });
+});

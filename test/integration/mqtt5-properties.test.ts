@@ -1,0 +1,616 @@
+/**
+ * MQTT 5.0 properties end to end: user properties, content type, payload format indicator,
+ * request / response, message expiry, topic aliases both ways and maximum packet size both
+ * ways. A raw socket checks what mqtt.js would hide (property order, bad aliases).
+ */
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { describe, type TestContext, test } from 'node:test';
+import mqtt, { type IClientOptions, type IConnackPacket, type MqttClient } from 'mqtt';
+import type { MqttClientInfo } from '../../src/index.js';
+import { startBroker } from '../helpers/broker.js';
+import { collect, end, type Received, sleep, waitFor } from '../helpers/mqtt.js';
+
+const T = { timeout: 20_000 };
+
+type Overrides = Parameters<typeof startBroker>[0];
+interface Conn {
+  c: MqttClient;
+  msgs: Received[];
+  connack: IConnackPacket;
+}
+
+async function harness(t: TestContext, overrides: Overrides = {}) {
+  const b = await startBroker(overrides);
+  const clients: MqttClient[] = [];
+  const raws: Raw[] = [];
+  const gone: string[] = [];
+  b.broker.on('clientDisconnect', (client: MqttClientInfo) => gone.push(client.id));
+  t.after(async () => {
+    for (const r of raws) r.close();
+    await end(...clients);
+    await b.stop();
+  });
+  const open = async (opts: IClientOptions = {}, url = b.url): Promise<Conn> => {
+    const c = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: 5000, protocolVersion: 5, ...opts });
+    clients.push(c);
+    const msgs = collect(c);
+    const connack = await new Promise<IConnackPacket>((resolve, reject) => {
+      c.once('connect', resolve);
+      c.once('error', reject);
+      c.once('close', () => reject(new Error('closed before CONNACK')));
+    });
+    c.removeAllListeners('error');
+    c.on('error', () => {});
+    return { c, msgs, connack };
+  };
+  const raw = async (clientId: string): Promise<Raw> => {
+    const r = await Raw.open(b.port);
+    raws.push(r);
+    r.send(frame(0x10, str('MQTT'), Buffer.from([5, 0x02]), u16(60), Buffer.from([0]), str(clientId)));
+    assert.equal((await r.next(2)).body[1], 0, 'CONNACK accepted');
+    return r;
+  };
+  const disconnected = (id: string) => waitFor(() => gone.includes(id), 5000, `the broker to drop ${id}`);
+  return { b, open, raw, disconnected };
+}
+
+/** Publishes a marker on `topic` and waits until the subscriber has it. */
+async function fence(pub: MqttClient, topic: string, sub: Received[]): Promise<void> {
+  const marker = `fence-${Math.random()}`;
+  await pub.publishAsync(topic, marker, { qos: 1 });
+  await waitFor(() => sub.some((m) => m.payload.toString() === marker), 5000, 'the fence');
+}
+const payloads = (msgs: Received[]): string[] =>
+  msgs.map((m) => m.payload.toString()).filter((p) => !p.startsWith('fence-'));
+
+/** The code of a rejected publish (mqtt.js rejects on PUBACK / PUBREC reason codes ≥ 0x80). */
+async function publishCode(c: MqttClient, ...args: Parameters<MqttClient['publishAsync']>): Promise<number> {
+  try {
+    await c.publishAsync(...args);
+    return 0;
+  } catch (err) {
+    return (err as { code?: number }).code ?? -1;
+  }
+}
+
+/** Waits for the server's DISCONNECT (its reason code) and the close that follows. */
+function serverDisconnect(c: MqttClient): () => Promise<number | undefined> {
+  let reason: number | undefined;
+  let closed = false;
+  c.on('disconnect', (p) => {
+    reason = p.reasonCode ?? 0;
+  });
+  c.on('close', () => {
+    closed = true;
+  });
+  return async () => {
+    await waitFor(() => closed, 5000, 'the server to close the connection');
+    return reason;
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// A raw 5.0 socket with properties kept as an ordered list.
+
+interface RawPacket {
+  type: number;
+  flags: number;
+  body: Buffer;
+}
+type PropValue = number | string | Buffer | [string, string];
+type Prop = [id: number, value: PropValue];
+
+const u16 = (n: number): Buffer => {
+  const b = Buffer.alloc(2);
+  b.writeUInt16BE(n);
+  return b;
+};
+const u32 = (n: number): Buffer => {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(n);
+  return b;
+};
+const str = (s: string): Buffer => Buffer.concat([u16(Buffer.byteLength(s)), Buffer.from(s)]);
+function vbi(n: number): Buffer {
+  const out: number[] = [];
+  do {
+    let d = n % 128;
+    n = Math.floor(n / 128);
+    if (n > 0) d |= 0x80;
+    out.push(d);
+  } while (n > 0);
+  return Buffer.from(out);
+}
+function readVbi(b: Buffer, pos: number): [value: number, next: number] {
+  let v = 0;
+  let mul = 1;
+  let d: number;
+  do {
+    d = b[pos++]!;
+    v += (d & 0x7f) * mul;
+    mul *= 128;
+  } while (d & 0x80);
+  return [v, pos];
+}
+function frame(first: number, ...parts: Buffer[]): Buffer {
+  const body = Buffer.concat(parts);
+  return Buffer.concat([Buffer.from([first]), vbi(body.length), body]);
+}
+
+const STRING_PROPS = new Set([0x03, 0x08, 0x12, 0x15, 0x1a, 0x1c, 0x1f]);
+const BINARY_PROPS = new Set([0x09, 0x16]);
+const U16_PROPS = new Set([0x13, 0x21, 0x22, 0x23]);
+const U32_PROPS = new Set([0x02, 0x11, 0x18, 0x27]);
+
+function encodeProps(props: Prop[]): Buffer {
+  const parts = props.map(([id, v]) => {
+    let value: Buffer;
+    if (id === 0x26) {
+      const [k, val] = v as [string, string];
+      value = Buffer.concat([str(k), str(val)]);
+    } else if (STRING_PROPS.has(id)) value = str(v as string);
+    else if (BINARY_PROPS.has(id)) value = Buffer.concat([u16((v as Buffer).length), v as Buffer]);
+    else if (U16_PROPS.has(id)) value = u16(v as number);
+    else if (U32_PROPS.has(id)) value = u32(v as number);
+    else if (id === 0x0b) value = vbi(v as number);
+    else value = Buffer.from([v as number]);
+    return Buffer.concat([Buffer.from([id]), value]);
+  });
+  const body = Buffer.concat(parts);
+  return Buffer.concat([vbi(body.length), body]);
+}
+function decodeProps(b: Buffer, pos: number): [props: Prop[], next: number] {
+  const [len, start] = readVbi(b, pos);
+  const stop = start + len;
+  const out: Prop[] = [];
+  pos = start;
+  while (pos < stop) {
+    const id = b[pos++]!;
+    if (id === 0x26) {
+      const kl = b.readUInt16BE(pos);
+      const k = b.toString('utf8', pos + 2, pos + 2 + kl);
+      pos += 2 + kl;
+      const vl = b.readUInt16BE(pos);
+      out.push([id, [k, b.toString('utf8', pos + 2, pos + 2 + vl)]]);
+      pos += 2 + vl;
+    } else if (STRING_PROPS.has(id)) {
+      const l = b.readUInt16BE(pos);
+      out.push([id, b.toString('utf8', pos + 2, pos + 2 + l)]);
+      pos += 2 + l;
+    } else if (BINARY_PROPS.has(id)) {
+      const l = b.readUInt16BE(pos);
+      out.push([id, b.subarray(pos + 2, pos + 2 + l)]);
+      pos += 2 + l;
+    } else if (U16_PROPS.has(id)) {
+      out.push([id, b.readUInt16BE(pos)]);
+      pos += 2;
+    } else if (U32_PROPS.has(id)) {
+      out.push([id, b.readUInt32BE(pos)]);
+      pos += 4;
+    } else if (id === 0x0b) {
+      const [v, next] = readVbi(b, pos);
+      out.push([id, v]);
+      pos = next;
+    } else {
+      out.push([id, b[pos++]!]);
+    }
+  }
+  return [out, stop];
+}
+
+const publishPacket = (topic: string, payload: string, qos: 0 | 1, props: Prop[], id = 1): Buffer =>
+  frame(0x30 | (qos << 1), str(topic), qos > 0 ? u16(id) : Buffer.alloc(0), encodeProps(props), Buffer.from(payload));
+const subscribePacket = (id: number, filter: string, qos: number): Buffer =>
+  frame(0x82, u16(id), Buffer.from([0]), str(filter), Buffer.from([qos]));
+
+function parsePublish(p: RawPacket): { topic: string; props: Prop[]; payload: string } {
+  const qos = (p.flags >> 1) & 3;
+  const tl = p.body.readUInt16BE(0);
+  const topic = p.body.toString('utf8', 2, 2 + tl);
+  const [props, pos] = decodeProps(p.body, 2 + tl + (qos > 0 ? 2 : 0));
+  return { topic, props, payload: p.body.toString('utf8', pos) };
+}
+
+class Raw {
+  readonly packets: RawPacket[] = [];
+  closed = false;
+  private buf = Buffer.alloc(0);
+
+  private constructor(readonly sock: net.Socket) {
+    sock.on('data', (d: Buffer) => {
+      this.buf = Buffer.concat([this.buf, d]);
+      this.parse();
+    });
+    sock.on('close', () => {
+      this.closed = true;
+    });
+    sock.on('error', () => {});
+  }
+
+  static open(port: number): Promise<Raw> {
+    return new Promise((resolve, reject) => {
+      const s = net.connect(port, '127.0.0.1', () => resolve(new Raw(s)));
+      s.once('error', reject);
+    });
+  }
+
+  private parse(): void {
+    for (;;) {
+      let len = 0;
+      let mul = 1;
+      let i = 1;
+      let d: number;
+      do {
+        if (i >= this.buf.length) return;
+        d = this.buf[i++]!;
+        len += (d & 0x7f) * mul;
+        mul *= 128;
+      } while (d & 0x80);
+      if (this.buf.length < i + len) return;
+      this.packets.push({ type: this.buf[0]! >> 4, flags: this.buf[0]! & 0x0f, body: this.buf.subarray(i, i + len) });
+      this.buf = this.buf.subarray(i + len);
+    }
+  }
+
+  send(b: Buffer): void {
+    this.sock.write(b);
+  }
+
+  async next(type: number, timeoutMs = 5000): Promise<RawPacket> {
+    await waitFor(() => this.packets.some((p) => p.type === type), timeoutMs, `a packet of type ${type}`);
+    return this.packets.splice(
+      this.packets.findIndex((p) => p.type === type),
+      1,
+    )[0]!;
+  }
+
+  async waitClosed(timeoutMs = 5000): Promise<void> {
+    await waitFor(() => this.closed, timeoutMs, 'the server to close the connection');
+  }
+
+  close(): void {
+    this.sock.destroy();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+describe('MQTT 5.0 properties', () => {
+  describe('user properties', () => {
+    test('[MQTT-3.3.2-17] user properties arrive unaltered, repeated keys included', T, async (t) => {
+      const h = await harness(t);
+      const sub = await h.open();
+      const pub = await h.open();
+      await sub.c.subscribeAsync('up/t', { qos: 1 });
+      const userProperties = { zeta: '1', alpha: ['2', '3'], 'with space': 'ünïcödé', empty: '' };
+      await pub.c.publishAsync('up/t', 'x', { qos: 1, properties: { userProperties } });
+      await waitFor(() => sub.msgs.length === 1, 5000, 'the message');
+      const got = sub.msgs[0]!.packet.properties?.userProperties ?? {};
+      assert.deepEqual({ ...got }, userProperties);
+      assert.deepEqual(Object.keys(got), Object.keys(userProperties), 'keys in the order sent');
+    });
+
+    test('[MQTT-3.3.2-18] the order of user properties is kept, interleaved repeated keys included', T, async (t) => {
+      const h = await harness(t);
+      const sub = await h.raw('up-order-sub');
+      sub.send(subscribePacket(1, 'up/order', 1));
+      await sub.next(9);
+      const pub = await h.raw('up-order-pub');
+      const sent: Prop[] = [
+        [0x26, ['z', '1']],
+        [0x26, ['a', '2']],
+        [0x26, ['z', '3']],
+        [0x26, ['m', '4']],
+        [0x26, ['a', '5']],
+      ];
+      pub.send(publishPacket('up/order', 'ordered', 1, sent));
+      await pub.next(4);
+      const got = parsePublish(await sub.next(3));
+      assert.equal(got.payload, 'ordered');
+      assert.deepEqual(
+        got.props.filter(([id]) => id === 0x26),
+        sent,
+      );
+    });
+  });
+
+  describe('content type, payload format indicator', () => {
+    test(
+      '[MQTT-3.3.2-20] [MQTT-3.3.2-4] Content Type and Payload Format Indicator are forwarded unaltered',
+      T,
+      async (t) => {
+        const h = await harness(t);
+        const sub = await h.open();
+        const pub = await h.open();
+        await sub.c.subscribeAsync('ct/+', { qos: 1 });
+        await pub.c.publishAsync('ct/json', '{"a":1}', {
+          qos: 1,
+          properties: { contentType: 'application/json; charset=utf-8', payloadFormatIndicator: true },
+        });
+        await pub.c.publishAsync('ct/bin', Buffer.from([0xff, 0x00]), {
+          qos: 1,
+          properties: { payloadFormatIndicator: false },
+        });
+        await pub.c.publishAsync('ct/none', 'x', { qos: 1 });
+        await waitFor(() => sub.msgs.length === 3, 5000, 'three messages');
+        const by = new Map(sub.msgs.map((m) => [m.topic, m.packet.properties ?? {}]));
+        assert.equal(by.get('ct/json')!.contentType, 'application/json; charset=utf-8');
+        assert.equal(by.get('ct/json')!.payloadFormatIndicator, true);
+        assert.equal(by.get('ct/bin')!.contentType, undefined);
+        assert.notEqual(by.get('ct/bin')!.payloadFormatIndicator, true);
+        assert.equal(by.get('ct/none')!.contentType, undefined);
+        assert.notEqual(by.get('ct/none')!.payloadFormatIndicator, true);
+      },
+    );
+
+    test(
+      '(§3.3.2.3.2) invalid UTF-8 with Payload Format Indicator 1 gets PUBACK 0x99 and is not delivered',
+      T,
+      async (t) => {
+        const h = await harness(t);
+        const sub = await h.open();
+        const pub = await h.open();
+        await sub.c.subscribeAsync('pfi/t', { qos: 1 });
+        const bad = Buffer.from([0x61, 0xff, 0xfe, 0x62]);
+        const code = await publishCode(pub.c, 'pfi/t', bad, { qos: 1, properties: { payloadFormatIndicator: true } });
+        assert.equal(code, 0x99);
+        const ok = await publishCode(pub.c, 'pfi/t', 'välid', { qos: 1, properties: { payloadFormatIndicator: true } });
+        assert.equal(ok, 0);
+        await fence(pub.c, 'pfi/t', sub.msgs);
+        assert.deepEqual(payloads(sub.msgs), ['välid']);
+        assert.equal(pub.c.connected, true, 'the publisher stays connected at QoS 1');
+      },
+    );
+  });
+
+  describe('request / response', () => {
+    test(
+      '[MQTT-3.3.2-15] [MQTT-3.3.2-16] Response Topic and Correlation Data make a request/response round trip',
+      T,
+      async (t) => {
+        const h = await harness(t);
+        const requester = await h.open();
+        const responder = await h.open();
+        await requester.c.subscribeAsync('rr/responses/me', { qos: 1 });
+        await responder.c.subscribeAsync('rr/requests', { qos: 1 });
+        responder.c.on('message', (_topic, payload, packet) => {
+          const p = packet.properties ?? {};
+          if (!p.responseTopic) return;
+          responder.c.publish(p.responseTopic, `answer to ${payload}`, {
+            qos: 1,
+            properties: { correlationData: p.correlationData },
+          });
+        });
+        const correlation = Buffer.from([0, 1, 2, 250, 255]);
+        await requester.c.publishAsync('rr/requests', 'question', {
+          qos: 1,
+          properties: { responseTopic: 'rr/responses/me', correlationData: correlation },
+        });
+        await waitFor(() => requester.msgs.length === 1, 5000, 'the response');
+        const req = responder.msgs[0]!.packet.properties ?? {};
+        assert.equal(req.responseTopic, 'rr/responses/me');
+        assert.ok(Buffer.from(req.correlationData ?? []).equals(correlation));
+        const res = requester.msgs[0]!;
+        assert.equal(res.topic, 'rr/responses/me');
+        assert.equal(res.payload.toString(), 'answer to question');
+        assert.ok(Buffer.from(res.packet.properties?.correlationData ?? []).equals(correlation));
+      },
+    );
+
+    test('a Response Topic with dots and levels survives the routing-key swap', T, async (t) => {
+      const h = await harness(t);
+      const sub = await h.open();
+      const pub = await h.open();
+      await sub.c.subscribeAsync('rr2/t', { qos: 1 });
+      await pub.c.publishAsync('rr2/t', 'x', { qos: 1, properties: { responseTopic: 'reply/to.me/v1.2' } });
+      await waitFor(() => sub.msgs.length === 1, 5000, 'the message');
+      assert.equal(sub.msgs[0]!.packet.properties?.responseTopic, 'reply/to.me/v1.2');
+    });
+  });
+
+  describe('message expiry', () => {
+    test('[MQTT-3.3.2-6] a message delivered at once carries its Message Expiry Interval', T, async (t) => {
+      const h = await harness(t);
+      const sub = await h.open();
+      const pub = await h.open();
+      await sub.c.subscribeAsync('mx/online', { qos: 1 });
+      await pub.c.publishAsync('mx/online', 'x', { qos: 1, properties: { messageExpiryInterval: 30 } });
+      await waitFor(() => sub.msgs.length === 1, 5000, 'the message');
+      const left = sub.msgs[0]!.packet.properties?.messageExpiryInterval;
+      assert.ok(left !== undefined && left >= 1 && left <= 30, `remaining interval ${left}`);
+    });
+
+    test(
+      '[MQTT-3.3.2-5] [MQTT-3.3.2-6] queued messages expire; the others carry the remaining interval',
+      T,
+      async (t) => {
+        const h = await harness(t);
+        const opts: IClientOptions = {
+          clientId: 'mx-offline',
+          clean: false,
+          properties: { sessionExpiryInterval: 60 },
+        };
+        const first = await h.open(opts);
+        await first.c.subscribeAsync('mx/t', { qos: 1 });
+        await first.c.endAsync(false);
+        await h.disconnected('mx-offline');
+        const pub = await h.open();
+        await pub.c.publishAsync('mx/t', 'short', { qos: 1, properties: { messageExpiryInterval: 1 } });
+        await pub.c.publishAsync('mx/t', 'long', { qos: 1, properties: { messageExpiryInterval: 60 } });
+        await pub.c.publishAsync('mx/t', 'forever', { qos: 1 });
+        await sleep(2000);
+        const again = await h.open(opts);
+        assert.equal(again.connack.sessionPresent, true);
+        await waitFor(() => again.msgs.length >= 2, 5000, 'the unexpired messages');
+        await fence(pub.c, 'mx/t', again.msgs);
+        assert.deepEqual(payloads(again.msgs), ['long', 'forever'], 'the expired message is dropped');
+        const long = again.msgs[0]!.packet.properties?.messageExpiryInterval;
+        assert.ok(long !== undefined && long >= 1 && long < 60, `remaining interval ${long}, less than the 60 sent`);
+        assert.equal(again.msgs[1]!.packet.properties?.messageExpiryInterval, undefined, 'no expiry was set');
+      },
+    );
+  });
+
+  describe('topic aliases', () => {
+    test(
+      '[MQTT-3.3.2-12] inbound: a Topic Alias set with a topic then used alone reaches the right subscribers',
+      T,
+      async (t) => {
+        const h = await harness(t);
+        const sub = await h.open();
+        const pub = await h.open();
+        const sent: Array<{ topic: string; alias: number | undefined }> = [];
+        pub.c.on('packetsend', (p) => {
+          if (p.cmd === 'publish') sent.push({ topic: String(p.topic), alias: p.properties?.topicAlias });
+        });
+        await sub.c.subscribeAsync('alias/#', { qos: 1 });
+        await pub.c.publishAsync('alias/one', 'a', { qos: 1, properties: { topicAlias: 1 } });
+        await pub.c.publishAsync('', 'b', { qos: 1, properties: { topicAlias: 1 } });
+        await pub.c.publishAsync('alias/two', 'c', { qos: 1, properties: { topicAlias: 1 } });
+        await pub.c.publishAsync('', 'd', { qos: 1, properties: { topicAlias: 1 } });
+        await waitFor(() => sub.msgs.length === 4, 5000, 'four messages');
+        assert.deepEqual(
+          sent.map((s) => s.topic),
+          ['alias/one', '', 'alias/two', ''],
+          'the client really sent empty topics',
+        );
+        assert.deepEqual(
+          sub.msgs.map((m) => [m.topic, m.payload.toString()]),
+          [
+            ['alias/one', 'a'],
+            ['alias/one', 'b'],
+            ['alias/two', 'c'],
+            ['alias/two', 'd'],
+          ],
+        );
+      },
+    );
+
+    test('inbound: mqtt.js autoAssignTopicAlias round trip', T, async (t) => {
+      const h = await harness(t);
+      const sub = await h.open();
+      const pub = await h.open({ autoAssignTopicAlias: true });
+      await sub.c.subscribeAsync('auto/+', { qos: 1 });
+      for (let i = 0; i < 3; i++) {
+        for (const topic of ['auto/a', 'auto/b']) await pub.c.publishAsync(topic, `${topic}#${i}`, { qos: 1 });
+      }
+      await waitFor(() => sub.msgs.length === 6, 5000, 'six messages');
+      assert.ok(sub.msgs.every((m) => m.payload.toString().startsWith(`${m.topic}#`)));
+    });
+
+    test('(§3.3.2.3.4) inbound: a Topic Alias above our Topic Alias Maximum gets DISCONNECT 0x94', T, async (t) => {
+      const h = await harness(t, { mqtt: { topicAliasMaximum: 2 } });
+      const r = await h.raw('alias-too-big');
+      r.send(publishPacket('alias/x', 'x', 0, [[0x23, 3]]));
+      const disconnect = await r.next(14);
+      assert.equal(disconnect.body[0], 0x94);
+      await r.waitClosed();
+    });
+
+    test('(§3.3.4) inbound: an unknown Topic Alias with an empty topic gets DISCONNECT 0x82', T, async (t) => {
+      const h = await harness(t);
+      const r = await h.raw('alias-unknown');
+      r.send(publishPacket('', 'x', 0, [[0x23, 1]]));
+      const disconnect = await r.next(14);
+      assert.equal(disconnect.body[0], 0x82);
+      await r.waitClosed();
+    });
+
+    test(
+      '[MQTT-3.1.2-26] outbound: a client with Topic Alias Maximum 5 gets every topic right, aliases ≤ 5',
+      T,
+      async (t) => {
+        const h = await harness(t);
+        const sub = await h.open({ properties: { topicAliasMaximum: 5 } });
+        const pub = await h.open();
+        const wire: Array<{ topic: string; alias: number | undefined }> = [];
+        sub.c.on('packetreceive', (p) => {
+          if (p.cmd === 'publish') wire.push({ topic: String(p.topic), alias: p.properties?.topicAlias });
+        });
+        await sub.c.subscribeAsync('oa/#', { qos: 1 });
+        const topics = Array.from({ length: 8 }, (_, i) => `oa/topic/${i}`);
+        const expected: string[] = [];
+        for (let round = 0; round < 3; round++) {
+          for (const topic of topics) {
+            await pub.c.publishAsync(topic, topic, { qos: 1 });
+            expected.push(topic);
+          }
+        }
+        await waitFor(() => sub.msgs.length === expected.length, 5000, 'every message');
+        assert.deepEqual(
+          sub.msgs.map((m) => m.topic),
+          expected,
+        );
+        assert.ok(
+          sub.msgs.every((m) => m.payload.toString() === m.topic),
+          'each message arrives under its own topic',
+        );
+        const aliases = wire.map((w) => w.alias).filter((a) => a !== undefined);
+        assert.ok(
+          aliases.every((a) => a >= 1 && a <= 5),
+          `aliases ${aliases}`,
+        );
+        assert.ok(
+          wire.some((w) => w.topic === '' && w.alias !== undefined),
+          'Braid assigns outbound aliases and uses them',
+        );
+      },
+    );
+
+    test('[MQTT-3.1.2-27] outbound: a client without Topic Alias Maximum gets no Topic Alias', T, async (t) => {
+      const h = await harness(t);
+      const sub = await h.open();
+      const pub = await h.open();
+      const aliases: number[] = [];
+      sub.c.on('packetreceive', (p) => {
+        if (p.cmd === 'publish' && p.properties?.topicAlias !== undefined) aliases.push(p.properties.topicAlias);
+      });
+      await sub.c.subscribeAsync('na/#', { qos: 1 });
+      for (let i = 0; i < 6; i++) await pub.c.publishAsync(`na/${i % 2}`, 'x', { qos: 1 });
+      await waitFor(() => sub.msgs.length === 6, 5000, 'six messages');
+      assert.deepEqual(aliases, []);
+    });
+  });
+
+  describe('maximum packet size', () => {
+    test(
+      '[MQTT-3.1.2-24] [MQTT-3.1.2-25] a message too big for the client is not sent to it; later ones are',
+      T,
+      async (t) => {
+        const h = await harness(t);
+        const small = await h.open({ properties: { maximumPacketSize: 100 } });
+        const big = await h.open();
+        const pub = await h.open();
+        await small.c.subscribeAsync('mps/t', { qos: 1 });
+        await big.c.subscribeAsync('mps/t', { qos: 1 });
+        const payload = Buffer.alloc(1000, 0x61);
+        await pub.c.publishAsync('mps/t', payload, { qos: 1 });
+        await pub.c.publishAsync('mps/t', payload, { qos: 0 });
+        await pub.c.publishAsync('mps/t', 'fits', { qos: 1 });
+        await waitFor(() => small.msgs.length >= 1 && big.msgs.length === 3, 5000, 'messages');
+        await fence(pub.c, 'mps/t', small.msgs);
+        assert.deepEqual(payloads(small.msgs), ['fits']);
+        assert.equal(small.c.connected, true);
+        assert.equal(big.msgs[0]!.payload.length, 1000, 'other clients still get it');
+      },
+    );
+
+    test('(§3.2.2.3.6) a client sending more than mqtt.maxPacketSize gets DISCONNECT 0x95', T, async (t) => {
+      const h = await harness(t, { mqtt: { maxPacketSize: 1000 } });
+      const pub = await h.open();
+      assert.equal(pub.connack.properties?.maximumPacketSize, 1000);
+      const closed = serverDisconnect(pub.c);
+      pub.c.publish('mps/big', Buffer.alloc(2000, 0x62), { qos: 0 });
+      assert.equal(await closed(), 0x95);
+    });
+
+    test('MQTT 3.1.1: a client sending more than mqtt.maxPacketSize is disconnected', T, async (t) => {
+      const h = await harness(t, { mqtt: { maxPacketSize: 1000 } });
+      const pub = await h.open({ protocolVersion: 4 });
+      const closed = serverDisconnect(pub.c);
+      pub.c.publish('mps/big', Buffer.alloc(2000, 0x62), { qos: 0 });
+      assert.equal(await closed(), undefined, 'closed without a DISCONNECT');
+    });
+  });
+});
