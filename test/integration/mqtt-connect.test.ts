@@ -320,6 +320,21 @@ describe('MQTT CONNECT', () => {
     );
   });
 
+  describe('client identifier length', () => {
+    for (const v of VERSIONS) {
+      test(
+        `${name(v)}: a client id longer than mqtt.maxClientIdLength is refused with ${v === 5 ? '0x85' : 'return code 2'}`,
+        T,
+        async (t) => {
+          const h = await harness(t, { mqtt: { maxClientIdLength: 23 } });
+          await h.open({ protocolVersion: v, clientId: 'x'.repeat(23) });
+          const code = await refusal(h.open({ protocolVersion: v, clientId: 'y'.repeat(24) }));
+          assert.equal(code, v === 5 ? 0x85 : 2);
+        },
+      );
+    }
+  });
+
   describe('session takeover', () => {
     test('[MQTT-3.1.4-2] MQTT 3.1.1: a second connection with the same client id closes the first', T, async (t) => {
       const h = await harness(t);
@@ -409,6 +424,20 @@ describe('MQTT CONNECT', () => {
         const h = await harness(t, { mqtt: { maxKeepAlive: 10 } });
         const { connack } = await h.open({ protocolVersion: 5, keepalive: 0 });
         assert.equal(connack.properties?.serverKeepAlive, 10);
+      },
+    );
+
+    test(
+      'mqtt.maxKeepAlive 1: the Server Keep Alive, not the asked 60 s, is enforced on a 5.0 client',
+      T,
+      async (t) => {
+        const h = await harness(t, { mqtt: { maxKeepAlive: 1 } });
+        const r = await h.raw();
+        r.send(connectPacket({ v: 5, clientId: 'capped', clean: true, keepAlive: 60 }));
+        const connack = await r.next(2);
+        assert.equal(connack.body[1], 0);
+        assert.equal(connackProperties(connack.body).get(0x13), 1, 'Server Keep Alive 1');
+        await r.waitClosed(5000);
       },
     );
 

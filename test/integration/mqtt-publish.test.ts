@@ -106,6 +106,11 @@ function connectPacket(v: 4 | 5, clientId: string, receiveMaximum?: number): Buf
       : noProps(v);
   return frame(0x10, str('MQTT'), Buffer.from([v, 0x02]), u16(60), props, str(clientId));
 }
+/** CONNECT with Clean Session / Clean Start 0 (5.0: Session Expiry Interval 60 s). */
+function persistentConnect(v: 4 | 5, clientId: string): Buffer {
+  const props = v === 5 ? Buffer.from([5, 0x11, 0, 0, 0, 60]) : Buffer.alloc(0);
+  return frame(0x10, str('MQTT'), Buffer.from([v, 0x00]), u16(60), props, str(clientId));
+}
 const subscribePacket = (v: 4 | 5, id: number, filter: string, qos: number): Buffer =>
   frame(0x82, u16(id), noProps(v), str(filter), Buffer.from([qos]));
 const pubackPacket = (id: number): Buffer => frame(0x40, u16(id));
@@ -383,6 +388,41 @@ describe('MQTT PUBLISH', () => {
       });
     }
   });
+  describe('QoS 2 state across reconnects', () => {
+    for (const v of VERSIONS) {
+      test(
+        `[MQTT-4.3.3-${v === 4 ? 2 : 9}] ${name(v)}: a QoS 2 PUBLISH resent after a reconnect (PUBREC lost) is delivered once`,
+        T,
+        async (t) => {
+          const h = await harness(t);
+          const sub = await h.open({ protocolVersion: v });
+          await sub.c.subscribeAsync('eo2/t', { qos: 2 });
+          const r1 = await h.raw();
+          r1.send(persistentConnect(v, `eo2-${v}`));
+          assert.equal((await r1.next(2)).body[1], 0);
+          r1.send(publishPacket({ v, topic: 'eo2/t', payload: 'once', qos: 2, id: 9 }));
+          await r1.next(5); // the broker owns the message now; the client "loses" the PUBREC
+          r1.close();
+
+          const r2 = await h.raw();
+          r2.send(persistentConnect(v, `eo2-${v}`));
+          const connack = await r2.next(2);
+          assert.equal(connack.body[0]! & 1, 1, 'session present');
+          r2.send(publishPacket({ v, topic: 'eo2/t', payload: 'once', qos: 2, id: 9, dup: true }));
+          assert.equal((await r2.next(5)).body.readUInt16BE(0), 9, 'PUBREC again');
+          r2.send(pubrelPacket(9));
+          assert.equal((await r2.next(7)).body.readUInt16BE(0), 9, 'PUBCOMP');
+          r2.send(publishPacket({ v, topic: 'eo2/t', payload: 'end', qos: 0 }));
+          await waitFor(() => sub.msgs.some((m) => m.payload.toString() === 'end'), 5000, 'the last message');
+          assert.deepEqual(
+            sub.msgs.map((m) => m.payload.toString()),
+            ['once', 'end'],
+          );
+        },
+      );
+    }
+  });
+
   describe('flow control', () => {
     test('(§3.3.4) MQTT 5.0: a client exceeding our Receive Maximum gets DISCONNECT 0x93', T, async (t) => {
       const h = await harness(t, { mqtt: { receiveMaximum: 2 } });

@@ -255,6 +255,27 @@ describe('MQTT will messages', () => {
       assert.deepEqual(payloads(watch.msgs), []);
     });
 
+    test(
+      `[MQTT-3.1.2-8] ${name(v)}: the will is published when the server closes the connection for a protocol error`,
+      T,
+      async (t) => {
+        const h = await harness(t);
+        const watch = await h.open({ protocolVersion: v });
+        await watch.c.subscribeAsync('will/+', { qos: 1 });
+        const bad = await h.open({
+          protocolVersion: v,
+          clientId: `bad-${v}`,
+          will: { topic: 'will/bad', payload: Buffer.from('violated'), qos: 1, retain: false },
+        });
+        // A second CONNECT is a protocol violation [MQTT-3.1.0-2].
+        bad.c.stream.write(
+          Buffer.from([0x10, 0x0d, 0x00, 0x04, 0x4d, 0x51, 0x54, 0x54, 0x04, 0x02, 0x00, 0x3c, 0x00, 0x01, 0x78]),
+        );
+        await waitFor(() => watch.msgs.length === 1, 5000, 'the will');
+        assert.equal(watch.msgs[0]!.payload.toString(), 'violated');
+      },
+    );
+
     const retainId = v === 4 ? 'MQTT-3.1.2-17' : 'MQTT-3.1.2-15';
     test(
       `[${retainId}] ${name(v)}: a will with Will Retain is published as a retained message, at its QoS`,

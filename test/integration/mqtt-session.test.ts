@@ -326,6 +326,29 @@ describe('MQTT persistent sessions', () => {
       );
     }
 
+    test('[MQTT-3.3.4-3] subscription options and identifiers survive in the session', T, async (t) => {
+      const h = await harness(t);
+      const opts: IClientOptions = {
+        protocolVersion: 5,
+        clientId: 'subid-resume',
+        clean: false,
+        properties: { sessionExpiryInterval: 60 },
+      };
+      const first = await h.open(opts);
+      await first.c.subscribeAsync('sr/t', { qos: 1, nl: true, properties: { subscriptionIdentifier: 7 } });
+      await leave(h, first.c, 'subid-resume');
+      const pub = await h.open({ protocolVersion: 5 });
+      await pub.c.publishAsync('sr/t', 'queued', { qos: 1 });
+      const again = await h.open(opts);
+      await waitFor(() => again.msgs.length === 1, 5000, 'the queued message');
+      assert.equal(again.msgs[0]!.packet.properties?.subscriptionIdentifier, 7);
+      await again.c.publishAsync('sr/t', 'own', { qos: 1 }); // No Local still applies
+      await pub.c.publishAsync('sr/t', 'live', { qos: 1 });
+      await waitFor(() => again.msgs.length >= 2, 5000, 'the live message');
+      await fence(pub.c, 'sr/t', again.msgs);
+      assert.deepEqual(payloads(again.msgs), ['queued', 'live']);
+    });
+
     test('(§3.1.2.11.2) a session with Session Expiry Interval 1 is gone 2 s after the disconnect', T, async (t) => {
       const h = await harness(t);
       const opts: IClientOptions = {

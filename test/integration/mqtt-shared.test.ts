@@ -186,6 +186,18 @@ describe('MQTT shared subscriptions', () => {
     assert.deepEqual(payloads(plain.msgs), ['m0', 'm1', 'm2', 'm3']);
   });
 
+  test('[MQTT-3.8.3-4] No Local on a shared subscription is a Protocol Error (0x82)', T, async (t) => {
+    const h = await harness(t);
+    const { c } = await h.open({ protocolVersion: 5 });
+    const code = await new Promise<number | undefined>((resolve) => {
+      c.once('disconnect', (p) => resolve(p.reasonCode));
+      c.subscribe('$share/g/nl/t', { qos: 1, nl: true }, (_err, _granted, packet) => {
+        if (packet) resolve((packet.granted as number[])[0]);
+      });
+    });
+    assert.equal(code, 0x82);
+  });
+
   test('(§4.8.2) retained messages are not sent when a shared subscription is made', T, async (t) => {
     const h = await harness(t);
     const pub = await h.open({ protocolVersion: 5 });

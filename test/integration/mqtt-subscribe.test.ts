@@ -304,6 +304,24 @@ describe('MQTT SUBSCRIBE', () => {
 
   describe('UNSUBSCRIBE', () => {
     for (const v of VERSIONS) {
+      test(`[MQTT-3.10.4-1] ${name(v)}: only the named subscription of this client is removed`, T, async (t) => {
+        const h = await harness(t);
+        const a = await h.open({ protocolVersion: v });
+        const b = await h.open({ protocolVersion: v });
+        const pub = await h.open({ protocolVersion: v });
+        await a.c.subscribeAsync('uo/+', { qos: 2 });
+        await a.c.subscribeAsync('uo/#', { qos: 1 });
+        await b.c.subscribeAsync('uo/+', { qos: 2 });
+        await a.c.unsubscribeAsync('uo/+');
+        await pub.c.publishAsync('uo/x', 'x', { qos: 2 });
+        await fence(pub.c, 'uo/fence', a.msgs, b.msgs);
+        const got = (msgs: Received[]) => msgs.filter((m) => !isFence(m)).map((m) => [m.topic, m.packet.qos]);
+        assert.deepEqual(got(a.msgs), [['uo/x', 1]], 'uo/# is left, at its QoS');
+        assert.deepEqual(got(b.msgs), [['uo/x', 2]], 'the other client keeps its uo/+');
+      });
+    }
+
+    for (const v of VERSIONS) {
       test(`[MQTT-3.10.4-2] ${name(v)}: after UNSUBACK no more messages arrive for the filter`, T, async (t) => {
         const h = await harness(t);
         const sub = await h.open({ protocolVersion: v });

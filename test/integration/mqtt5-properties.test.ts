@@ -362,6 +362,52 @@ describe('MQTT 5.0 properties', () => {
         assert.equal(pub.c.connected, true, 'the publisher stays connected at QoS 1');
       },
     );
+
+    test('(§3.3.2.3.2) invalid UTF-8 with Payload Format Indicator 1 at QoS 0 gets DISCONNECT 0x99', T, async (t) => {
+      const h = await harness(t);
+      const pub = await h.open();
+      const closed = serverDisconnect(pub.c);
+      pub.c.publish('pfi/t', Buffer.from([0xc3, 0x28]), { qos: 0, properties: { payloadFormatIndicator: true } });
+      assert.equal(await closed(), 0x99);
+    });
+  });
+
+  describe('properties of retained messages', () => {
+    test(
+      '[MQTT-3.3.2-17] [MQTT-3.3.2-20] a retained message is sent to new subscribers with its properties',
+      T,
+      async (t) => {
+        const h = await harness(t);
+        const pub = await h.open();
+        await pub.c.publishAsync('rp/t', '{"v":1}', {
+          qos: 1,
+          retain: true,
+          properties: {
+            contentType: 'application/json',
+            payloadFormatIndicator: true,
+            responseTopic: 'rp/reply',
+            correlationData: Buffer.from('c1'),
+            userProperties: { a: '1', b: ['2', '3'] },
+          },
+        });
+        const sub = await h.open();
+        await sub.c.subscribeAsync('rp/t', { qos: 1, properties: { subscriptionIdentifier: 9 } });
+        await waitFor(() => sub.msgs.length === 1, 5000, 'the retained message');
+        const m = sub.msgs[0]!;
+        const p = m.packet.properties ?? {};
+        assert.equal(m.packet.retain, true);
+        assert.equal(p.contentType, 'application/json');
+        assert.equal(p.payloadFormatIndicator, true);
+        assert.equal(p.responseTopic, 'rp/reply');
+        assert.equal(Buffer.from(p.correlationData ?? []).toString(), 'c1');
+        assert.deepEqual({ ...p.userProperties }, { a: '1', b: ['2', '3'] });
+        assert.deepEqual(
+          ([] as number[]).concat(p.subscriptionIdentifier ?? []),
+          [9],
+          'with the Subscription Identifier',
+        );
+      },
+    );
   });
 
   describe('request / response', () => {
@@ -422,7 +468,7 @@ describe('MQTT 5.0 properties', () => {
     });
 
     test(
-      '[MQTT-3.3.2-5] [MQTT-3.3.2-6] queued messages expire; the others carry the remaining interval',
+      '[MQTT-3.3.2-5] [MQTT-3.3.2-6] queued and retained messages expire; the others carry the remaining interval',
       T,
       async (t) => {
         const h = await harness(t);
@@ -436,6 +482,16 @@ describe('MQTT 5.0 properties', () => {
         await first.c.endAsync(false);
         await h.disconnected('mx-offline');
         const pub = await h.open();
+        await pub.c.publishAsync('mxr/short', 'short', {
+          qos: 1,
+          retain: true,
+          properties: { messageExpiryInterval: 1 },
+        });
+        await pub.c.publishAsync('mxr/long', 'long', {
+          qos: 1,
+          retain: true,
+          properties: { messageExpiryInterval: 60 },
+        });
         await pub.c.publishAsync('mx/t', 'short', { qos: 1, properties: { messageExpiryInterval: 1 } });
         await pub.c.publishAsync('mx/t', 'long', { qos: 1, properties: { messageExpiryInterval: 60 } });
         await pub.c.publishAsync('mx/t', 'forever', { qos: 1 });
@@ -448,6 +504,14 @@ describe('MQTT 5.0 properties', () => {
         const long = again.msgs[0]!.packet.properties?.messageExpiryInterval;
         assert.ok(long !== undefined && long >= 1 && long < 60, `remaining interval ${long}, less than the 60 sent`);
         assert.equal(again.msgs[1]!.packet.properties?.messageExpiryInterval, undefined, 'no expiry was set');
+
+        // Retained messages expire the same way.
+        const late = await h.open();
+        await late.c.subscribeAsync(['mxr/+', 'mxr-fence'], { qos: 1 });
+        await fence(pub.c, 'mxr-fence', late.msgs);
+        assert.deepEqual(payloads(late.msgs), ['long'], 'the expired retained message is gone');
+        const left = late.msgs[0]!.packet.properties?.messageExpiryInterval;
+        assert.ok(left !== undefined && left >= 1 && left < 60, `retained remaining interval ${left}`);
       },
     );
   });
@@ -508,6 +572,31 @@ describe('MQTT 5.0 properties', () => {
       await r.waitClosed();
     });
 
+    test('[MQTT-3.3.2-7] inbound: Topic Alias mappings do not carry over to a new connection', T, async (t) => {
+      const h = await harness(t);
+      const r1 = await h.raw('alias-carry');
+      r1.send(publishPacket('alias/carry', 'x', 1, [[0x23, 1]]));
+      await r1.next(4);
+      r1.close();
+      await h.disconnected('alias-carry');
+      const r2 = await h.raw('alias-carry');
+      r2.send(publishPacket('', 'y', 0, [[0x23, 1]]));
+      const disconnect = await r2.next(14);
+      assert.equal(disconnect.body[0], 0x82, 'Protocol Error: the alias is unknown on this connection');
+      await r2.waitClosed();
+    });
+
+    test('inbound: a retained message published through a Topic Alias is stored under its topic', T, async (t) => {
+      const h = await harness(t);
+      const pub = await h.open();
+      await pub.c.publishAsync('alias/ret', 'first', { qos: 1, retain: true, properties: { topicAlias: 3 } });
+      await pub.c.publishAsync('', 'second', { qos: 1, retain: true, properties: { topicAlias: 3 } });
+      const sub = await h.open();
+      await sub.c.subscribeAsync('alias/+', { qos: 1 });
+      await waitFor(() => sub.msgs.length === 1, 5000, 'the retained message');
+      assert.deepEqual([sub.msgs[0]!.topic, sub.msgs[0]!.payload.toString()], ['alias/ret', 'second']);
+    });
+
     test('(§3.3.4) inbound: an unknown Topic Alias with an empty topic gets DISCONNECT 0x82', T, async (t) => {
       const h = await harness(t);
       const r = await h.raw('alias-unknown');
@@ -557,6 +646,39 @@ describe('MQTT 5.0 properties', () => {
         );
       },
     );
+
+    test('[MQTT-3.3.2-7] outbound: aliases are set up again on a new connection of the same session', T, async (t) => {
+      const h = await harness(t);
+      const opts: IClientOptions = {
+        clientId: 'alias-resume',
+        clean: false,
+        properties: { sessionExpiryInterval: 60, topicAliasMaximum: 5 },
+      };
+      const pub = await h.open();
+      const first = await h.open(opts);
+      await first.c.subscribeAsync('ar/+', { qos: 1 });
+      for (let i = 0; i < 3; i++)
+        for (const topic of ['ar/a', 'ar/b']) await pub.c.publishAsync(topic, topic, { qos: 1 });
+      await waitFor(() => first.msgs.length === 6, 5000, 'six messages');
+      await first.c.endAsync(false);
+      await h.disconnected('alias-resume');
+      await pub.c.publishAsync('ar/a', 'ar/a', { qos: 1 }); // queued while offline
+      const again = await h.open(opts);
+      let failed: Error | undefined;
+      again.c.on('error', (err) => {
+        failed = err;
+      });
+      await pub.c.publishAsync('ar/b', 'ar/b', { qos: 1 });
+      await waitFor(() => again.msgs.length === 2 || failed !== undefined, 5000, 'two messages');
+      assert.equal(failed, undefined, 'no alias from the old connection is used');
+      assert.deepEqual(
+        again.msgs.map((m) => [m.topic, m.payload.toString()]),
+        [
+          ['ar/a', 'ar/a'],
+          ['ar/b', 'ar/b'],
+        ],
+      );
+    });
 
     test('[MQTT-3.1.2-27] outbound: a client without Topic Alias Maximum gets no Topic Alias', T, async (t) => {
       const h = await harness(t);
