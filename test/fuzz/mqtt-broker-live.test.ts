@@ -1,7 +1,8 @@
 /**
  * Live fuzzing of the MQTT listener with fast-check: random byte strings and mutations of valid
  * packets (built with the codec's own encoder) go to one running broker on fresh sockets, both
- * before any CONNECT and after a valid one, sometimes split into several writes. After every run:
+ * before any CONNECT and after a valid one, sometimes split into several writes; the conformance
+ * tables' conversations, mutated, are a third source. After every run:
  *
  * - nothing was thrown out of the broker (uncaughtException / unhandledRejection), and it logged
  *   no error (an internal exception caught by a connection is a bug too, not bad input);
@@ -13,8 +14,11 @@
  * socket is destroyed when its run ends.
  */
 import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
+import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import type { MqttClient } from 'mqtt';
 import { mqttCodec } from '../../src/internal.js';
@@ -248,6 +252,50 @@ function chunk(bytes: Buffer, cuts: number[]): Buffer[] {
 
 const cutsArb = fc.array(fc.nat(), { maxLength: 3 });
 
+/**
+ * The conformance tables seed the corpus too (STYLE.md habit 12): what each entry sends, one
+ * buffer per entry, for the version it speaks and whether it is sent before or after CONNECT.
+ */
+interface Seed {
+  ver: number;
+  afterConnect: boolean;
+  bytes: Buffer;
+}
+
+function loadSeeds(): Seed[] {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    const up = dirname(dir);
+    if (up === dir) return [];
+    dir = up;
+  }
+  const data = join(dir, 'test', 'conformance', 'data');
+  if (!existsSync(data)) return [];
+  const seeds: Seed[] = [];
+  for (const file of readdirSync(data).filter((f) => f.endsWith('.json'))) {
+    const table = JSON.parse(readFileSync(join(data, file), 'utf8')) as {
+      tests: Array<{ ver: number; connect: boolean; msgs: Array<{ type: string; payload?: string }> }>;
+    };
+    for (const e of table.tests) {
+      const sent = e.msgs.filter((m) => m.type === 'send' && m.payload !== undefined);
+      const bytes = Buffer.concat(sent.map((m) => Buffer.from(m.payload!.replace(/\s+/g, ''), 'hex')));
+      if (bytes.length > 0) seeds.push({ ver: e.ver, afterConnect: e.connect, bytes });
+    }
+  }
+  return seeds;
+}
+
+const seeds = loadSeeds();
+
+/** Table entries that fit (version, before or after CONNECT), mutated; random bytes if none fit. */
+function seedArb(fits: (s: Seed) => boolean): fc.Arbitrary<Buffer> {
+  const fitting = seeds.filter(fits);
+  if (fitting.length === 0) return randomBytesArb;
+  return fc
+    .tuple(fc.constantFrom(...fitting), fc.array(mutationArb, { maxLength: 3 }))
+    .map(([seed, mutations]) => mutate(seed.bytes, mutations));
+}
+
 // ---- one run on a raw socket ----------------------------------------------------------------------
 
 interface Outcome {
@@ -389,6 +437,7 @@ describe('live MQTT broker under random and mutated input', () => {
         fc.constantFrom<Version>(4, 5).chain((ver) => mutatedPacketsArb(ver, connectArb(ver))),
         // A valid first byte, so that the decoder gets past it more often.
         randomBytesArb.map((b) => Buffer.concat([Buffer.from([0x10]), b])),
+        seedArb((seed) => !seed.afterConnect),
       ),
       cuts: cutsArb,
     });
@@ -407,7 +456,11 @@ describe('live MQTT broker under random and mutated input', () => {
     const input = fc.constantFrom<Version>(4, 5).chain((ver) =>
       fc.record({
         ver: fc.constant(ver),
-        bytes: fc.oneof({ weight: 1, arbitrary: randomBytesArb }, { weight: 3, arbitrary: mutatedPacketsArb(ver) }),
+        bytes: fc.oneof(
+          { weight: 1, arbitrary: randomBytesArb },
+          { weight: 3, arbitrary: mutatedPacketsArb(ver) },
+          { weight: 1, arbitrary: seedArb((seed) => seed.afterConnect && seed.ver === ver) },
+        ),
         cuts: cutsArb,
       }),
     );
