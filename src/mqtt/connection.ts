@@ -122,46 +122,35 @@ export class MqttConnection implements SessionOutput, Sweepable, FlowParty {
       (this.backlog ??= []).push(p);
       return;
     }
+    this.run(p);
+  }
+
+  /** Dispatches one packet; returns false when the connection must stop processing for now. */
+  private run(p: Packet): boolean {
     let r: undefined | Promise<void>;
     try {
       r = this.dispatch(p);
     } catch (err) {
       this.onError(err);
-      return;
+      return false;
     }
-    if (r) this.wait(r);
-  }
-
-  /** A handler went async (hooks): hold later packets, in order, until it is done. */
-  private wait(r: Promise<void>): void {
+    if (!r) return true;
+    // A handler went async (hooks): hold later packets, in order, until it is done.
     this.busy = true;
     this.conn.pauseReading();
     r.then(
       () => this.resume(),
-      (err) => {
-        this.onError(err);
-      },
+      (err) => this.onError(err),
     );
+    return false;
   }
 
   private resume(): void {
     this.busy = false;
-    if (this.state === 'closed') return;
-    while (this.backlog && this.backlog.length > 0 && !this.busy) {
-      const p = this.backlog.shift()!;
-      let r: undefined | Promise<void>;
-      try {
-        r = this.dispatch(p);
-      } catch (err) {
-        this.onError(err);
-        return;
-      }
-      if (r) {
-        this.wait(r);
-        return;
-      }
+    while (this.state !== 'closed' && this.backlog && this.backlog.length > 0) {
+      if (!this.run(this.backlog.shift()!)) return;
     }
-    if (!this.readingHeld) this.conn.resumeReading();
+    if (this.state !== 'closed' && !this.readingHeld) this.conn.resumeReading();
   }
 
   private dispatch(p: Packet): undefined | Promise<void> {
