@@ -18,11 +18,12 @@ export interface TestBroker {
   stop(): Promise<void>;
 }
 
-type Overrides = BraidConfigInput & {
+/** Broker configuration for a test, and the embedding hooks to install. */
+export type BrokerOverrides = BraidConfigInput & {
   hooks?: Partial<Pick<Broker, 'authenticate' | 'authorizePublish' | 'authorizeSubscribe'>>;
 };
 
-export async function startBroker(overrides: Overrides = {}): Promise<TestBroker> {
+export async function startBroker(overrides: BrokerOverrides = {}): Promise<TestBroker> {
   const logs: string[] = [];
   const logger: Logger = createLogger({
     level: process.env.TEST_LOG_LEVEL === 'debug' ? 'debug' : 'info',

@@ -3,82 +3,21 @@
  * `authorizeSubscribe` hooks (async and callback style), and the broker's events.
  */
 import assert from 'node:assert/strict';
-import { describe, type TestContext, test } from 'node:test';
-import mqtt, { type ClientSubscribeCallback, type IClientOptions, type IConnackPacket, type MqttClient } from 'mqtt';
+import { describe, test } from 'node:test';
 import type { MqttClientInfo, PublishInfo, SubscriptionInfo } from '../../src/index.js';
-import { startBroker } from '../helpers/broker.js';
-import { collect, end, type Received, waitFor } from '../helpers/mqtt.js';
+import { harness } from '../helpers/harness.js';
+import {
+  fence,
+  versionName as name,
+  payloads,
+  publishCode,
+  refusal,
+  subackCodes,
+  VERSIONS,
+  waitFor,
+} from '../helpers/mqtt.js';
 
 const T = { timeout: 20_000 };
-const VERSIONS = [4, 5] as const;
-const name = (v: 4 | 5): string => (v === 4 ? 'MQTT 3.1.1' : 'MQTT 5.0');
-
-type Overrides = Parameters<typeof startBroker>[0];
-interface Conn {
-  c: MqttClient;
-  msgs: Received[];
-  connack: IConnackPacket;
-}
-
-async function harness(t: TestContext, overrides: Overrides = {}) {
-  const b = await startBroker(overrides);
-  const clients: MqttClient[] = [];
-  t.after(async () => {
-    await end(...clients);
-    await b.stop();
-  });
-  const open = async (opts: IClientOptions = {}, url = b.url): Promise<Conn> => {
-    const c = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: 5000, ...opts });
-    clients.push(c);
-    const msgs = collect(c);
-    const connack = await new Promise<IConnackPacket>((resolve, reject) => {
-      c.once('connect', resolve);
-      c.once('error', reject);
-      c.once('close', () => reject(new Error('closed before CONNACK')));
-    });
-    c.removeAllListeners('error');
-    c.on('error', () => {});
-    return { c, msgs, connack };
-  };
-  return { b, open };
-}
-
-async function refusal(p: Promise<unknown>): Promise<number | undefined> {
-  try {
-    await p;
-  } catch (err) {
-    return (err as { code?: number }).code;
-  }
-  assert.fail('the connection was accepted');
-}
-
-/** The code of a rejected publish (mqtt.js rejects on PUBACK / PUBREC reason codes ≥ 0x80). */
-async function publishCode(c: MqttClient, ...args: Parameters<MqttClient['publishAsync']>): Promise<number> {
-  try {
-    await c.publishAsync(...args);
-    return 0;
-  } catch (err) {
-    return (err as { code?: number }).code ?? -1;
-  }
-}
-
-function subackCodes(c: MqttClient, filter: string, qos: 0 | 1 | 2): Promise<number[]> {
-  return new Promise((resolve, reject) => {
-    const done: ClientSubscribeCallback = (_err, _granted, packet) => {
-      if (!packet) reject(new Error('no SUBACK'));
-      else resolve(packet.granted as number[]);
-    };
-    c.subscribe(filter, { qos }, done);
-  });
-}
-
-async function fence(pub: MqttClient, topic: string, sub: Received[]): Promise<void> {
-  const marker = `fence-${Math.random()}`;
-  await pub.publishAsync(topic, marker, { qos: 1 });
-  await waitFor(() => sub.some((m) => m.payload.toString() === marker), 5000, 'the fence');
-}
-const payloads = (msgs: Received[]): string[] =>
-  msgs.map((m) => m.payload.toString()).filter((p) => !p.startsWith('fence-'));
 
 describe('broker hooks', () => {
   describe('authenticate', () => {
@@ -239,10 +178,10 @@ describe('broker hooks', () => {
           });
           const sub = await h.open({ protocolVersion: v });
           const pub = await h.open({ protocolVersion: v });
-          assert.deepEqual(await subackCodes(sub.c, 'deny/t', 1), [denied]);
-          assert.deepEqual(await subackCodes(sub.c, 'error/t', 1), [denied], 'an error in the hook denies');
-          assert.deepEqual(await subackCodes(sub.c, 'low/t', 2), [0]);
-          assert.deepEqual(await subackCodes(sub.c, 'ok/t', 2), [2]);
+          assert.deepEqual(await subackCodes(sub.c, 'deny/t', { qos: 1 }), [denied]);
+          assert.deepEqual(await subackCodes(sub.c, 'error/t', { qos: 1 }), [denied], 'an error in the hook denies');
+          assert.deepEqual(await subackCodes(sub.c, 'low/t', { qos: 2 }), [0]);
+          assert.deepEqual(await subackCodes(sub.c, 'ok/t', { qos: 2 }), [2]);
           await pub.c.publishAsync('deny/t', 'd', { qos: 1 });
           await pub.c.publishAsync('low/t', 'l', { qos: 2 });
           await fence(pub.c, 'ok/t', sub.msgs);
@@ -264,8 +203,8 @@ describe('broker hooks', () => {
         },
       });
       const { c } = await h.open({ protocolVersion: 5 });
-      assert.deepEqual(await subackCodes(c, 'throw/t', 1), [0x87]);
-      assert.deepEqual(await subackCodes(c, 'fine/t', 1), [1]);
+      assert.deepEqual(await subackCodes(c, 'throw/t', { qos: 1 }), [0x87]);
+      assert.deepEqual(await subackCodes(c, 'fine/t', { qos: 1 }), [1]);
     });
   });
 

@@ -4,60 +4,23 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import net from 'node:net';
-import { describe, type TestContext, test } from 'node:test';
-import mqtt, { type IClientOptions, type IConnackPacket, type MqttClient, type Packet } from 'mqtt';
-import { startBroker } from '../helpers/broker.js';
-import { collect, end, type Received, sleep, waitFor } from '../helpers/mqtt.js';
+import { describe, test } from 'node:test';
+import type { MqttClient, Packet } from 'mqtt';
+import { harness } from '../helpers/harness.js';
+import { fence, versionName as name, type Received, sleep, VERSIONS, waitFor } from '../helpers/mqtt.js';
+import {
+  connectPacket,
+  parsePublish,
+  persistentConnect,
+  pubackPacket,
+  publishPacket,
+  pubrelPacket,
+  type RawPublish,
+  subscribePacket,
+} from '../helpers/raw-mqtt.js';
 
 const T = { timeout: 30_000 };
-const VERSIONS = [4, 5] as const;
 const QOS = [0, 1, 2] as const;
-const name = (v: 4 | 5): string => (v === 4 ? 'MQTT 3.1.1' : 'MQTT 5.0');
-
-type Overrides = Parameters<typeof startBroker>[0];
-interface Conn {
-  c: MqttClient;
-  msgs: Received[];
-  connack: IConnackPacket;
-}
-
-async function harness(t: TestContext, overrides: Overrides = {}) {
-  const b = await startBroker(overrides);
-  const clients: MqttClient[] = [];
-  const raws: Raw[] = [];
-  t.after(async () => {
-    for (const r of raws) r.close();
-    await end(...clients);
-    await b.stop();
-  });
-  const open = async (opts: IClientOptions = {}, url = b.url): Promise<Conn> => {
-    const c = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: 5000, ...opts });
-    clients.push(c);
-    const msgs = collect(c);
-    const connack = await new Promise<IConnackPacket>((resolve, reject) => {
-      c.once('connect', resolve);
-      c.once('error', reject);
-      c.once('close', () => reject(new Error('closed before CONNACK')));
-    });
-    c.removeAllListeners('error');
-    c.on('error', () => {});
-    return { c, msgs, connack };
-  };
-  const raw = async (): Promise<Raw> => {
-    const r = await Raw.open(b.port);
-    raws.push(r);
-    return r;
-  };
-  return { b, open, raw };
-}
-
-/** Publishes a marker on `topic` and waits for it: everything published before has been routed. */
-async function fence(pub: MqttClient, sub: Received[], topic: string): Promise<void> {
-  const marker = `fence-${Math.random()}`;
-  await pub.publishAsync(topic, marker, { qos: 1 });
-  await waitFor(() => sub.some((m) => m.payload.toString() === marker), 5000, 'the fence message');
-}
 
 /** Every packet of one type the client received, captured before mqtt.js handles it. */
 function received(c: MqttClient, cmd: Packet['cmd']): Packet[] {
@@ -67,144 +30,6 @@ function received(c: MqttClient, cmd: Packet['cmd']): Packet[] {
   });
   return out;
 }
-
-// ---------------------------------------------------------------------------------------------
-// A raw MQTT socket, for retransmissions mqtt.js will not make on request.
-
-interface RawPacket {
-  type: number;
-  flags: number;
-  body: Buffer;
-}
-
-const u16 = (n: number): Buffer => {
-  const b = Buffer.alloc(2);
-  b.writeUInt16BE(n);
-  return b;
-};
-const str = (s: string): Buffer => Buffer.concat([u16(Buffer.byteLength(s)), Buffer.from(s)]);
-function vbi(n: number): Buffer {
-  const out: number[] = [];
-  do {
-    let d = n % 128;
-    n = Math.floor(n / 128);
-    if (n > 0) d |= 0x80;
-    out.push(d);
-  } while (n > 0);
-  return Buffer.from(out);
-}
-function frame(first: number, ...parts: Buffer[]): Buffer {
-  const body = Buffer.concat(parts);
-  return Buffer.concat([Buffer.from([first]), vbi(body.length), body]);
-}
-const noProps = (v: 4 | 5): Buffer => (v === 5 ? Buffer.from([0]) : Buffer.alloc(0));
-/** CONNECT with clean session; in 5.0 optionally announcing our own Receive Maximum. */
-function connectPacket(v: 4 | 5, clientId: string, receiveMaximum?: number): Buffer {
-  const props =
-    v === 5 && receiveMaximum !== undefined
-      ? Buffer.from([3, 0x21, receiveMaximum >> 8, receiveMaximum & 0xff])
-      : noProps(v);
-  return frame(0x10, str('MQTT'), Buffer.from([v, 0x02]), u16(60), props, str(clientId));
-}
-/** CONNECT with Clean Session / Clean Start 0 (5.0: Session Expiry Interval 60 s). */
-function persistentConnect(v: 4 | 5, clientId: string): Buffer {
-  const props = v === 5 ? Buffer.from([5, 0x11, 0, 0, 0, 60]) : Buffer.alloc(0);
-  return frame(0x10, str('MQTT'), Buffer.from([v, 0x00]), u16(60), props, str(clientId));
-}
-const subscribePacket = (v: 4 | 5, id: number, filter: string, qos: number): Buffer =>
-  frame(0x82, u16(id), noProps(v), str(filter), Buffer.from([qos]));
-const pubackPacket = (id: number): Buffer => frame(0x40, u16(id));
-/** Packet id and payload of a PUBLISH at QoS > 0. */
-function parsePublish(p: RawPacket, v: 4 | 5): { id: number; payload: string } {
-  const tl = p.body.readUInt16BE(0);
-  const id = p.body.readUInt16BE(2 + tl);
-  let pos = 4 + tl;
-  if (v === 5) {
-    let len = 0;
-    let mul = 1;
-    let d: number;
-    do {
-      d = p.body[pos++]!;
-      len += (d & 0x7f) * mul;
-      mul *= 128;
-    } while (d & 0x80);
-    pos += len;
-  }
-  return { id, payload: p.body.toString('utf8', pos) };
-}
-function publishPacket(o: { v: 4 | 5; topic: string; payload: string; qos: 0 | 1 | 2; id?: number; dup?: boolean }) {
-  const first = 0x30 | (o.dup ? 0x08 : 0) | (o.qos << 1);
-  return frame(first, str(o.topic), o.qos > 0 ? u16(o.id!) : Buffer.alloc(0), noProps(o.v), Buffer.from(o.payload));
-}
-const pubrelPacket = (id: number): Buffer => frame(0x62, u16(id));
-
-class Raw {
-  readonly packets: RawPacket[] = [];
-  closed = false;
-  private buf = Buffer.alloc(0);
-
-  private constructor(readonly sock: net.Socket) {
-    sock.on('data', (d: Buffer) => {
-      this.buf = Buffer.concat([this.buf, d]);
-      this.parse();
-    });
-    sock.on('close', () => {
-      this.closed = true;
-    });
-    sock.on('error', () => {});
-  }
-
-  static open(port: number): Promise<Raw> {
-    return new Promise((resolve, reject) => {
-      const s = net.connect(port, '127.0.0.1', () => resolve(new Raw(s)));
-      s.once('error', reject);
-    });
-  }
-
-  private parse(): void {
-    for (;;) {
-      let len = 0;
-      let mul = 1;
-      let i = 1;
-      let d: number;
-      do {
-        if (i >= this.buf.length) return;
-        d = this.buf[i++]!;
-        len += (d & 0x7f) * mul;
-        mul *= 128;
-      } while (d & 0x80);
-      if (this.buf.length < i + len) return;
-      this.packets.push({ type: this.buf[0]! >> 4, flags: this.buf[0]! & 0x0f, body: this.buf.subarray(i, i + len) });
-      this.buf = this.buf.subarray(i + len);
-    }
-  }
-
-  send(b: Buffer): void {
-    this.sock.write(b);
-  }
-
-  count(type: number): number {
-    return this.packets.filter((p) => p.type === type).length;
-  }
-
-  async waitClosed(timeoutMs = 5000): Promise<void> {
-    await waitFor(() => this.closed, timeoutMs, 'the server to close the connection');
-  }
-
-  async next(type: number, timeoutMs = 5000): Promise<RawPacket> {
-    await waitFor(() => this.packets.some((p) => p.type === type), timeoutMs, `a packet of type ${type}`);
-    return this.packets.splice(
-      this.packets.findIndex((p) => p.type === type),
-      1,
-    )[0]!;
-  }
-
-  close(): void {
-    this.sock.destroy();
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
 
 describe('MQTT PUBLISH', () => {
   describe('QoS 0, 1 and 2 both ways', () => {
@@ -224,7 +49,7 @@ describe('MQTT PUBLISH', () => {
           assert.equal(m.packet.qos, qos);
           assert.equal(m.packet.retain, false);
           assert.equal(m.packet.dup, false, '[MQTT-3.3.1-1] DUP is 0 on a first delivery');
-          await fence(pub.c, sub.msgs, 'qos/t');
+          await fence(pub.c, 'qos/t', sub.msgs);
           assert.equal(sub.msgs.filter((x) => x.payload.toString() === `hello ${qos}`).length, 1);
         });
       }
@@ -360,7 +185,7 @@ describe('MQTT PUBLISH', () => {
         const sub = await h.open({ protocolVersion: v });
         await sub.c.subscribeAsync('eo/t', { qos: 2 });
         const r = await h.raw();
-        r.send(connectPacket(v, `eo-raw-${v}`));
+        r.send(connectPacket({ v, clientId: `eo-raw-${v}` }));
         assert.equal((await r.next(2)).body[1], 0, 'CONNACK accepted');
 
         r.send(publishPacket({ v, topic: 'eo/t', payload: 'once', qos: 2, id: 7 }));
@@ -427,7 +252,7 @@ describe('MQTT PUBLISH', () => {
     test('(§3.3.4) MQTT 5.0: a client exceeding our Receive Maximum gets DISCONNECT 0x93', T, async (t) => {
       const h = await harness(t, { mqtt: { receiveMaximum: 2 } });
       const r = await h.raw();
-      r.send(connectPacket(5, 'too-eager'));
+      r.send(connectPacket({ v: 5, clientId: 'too-eager' }));
       assert.equal((await r.next(2)).body[1], 0);
       // QoS 2 messages stay unacknowledged (in the Receive Maximum sense) until PUBCOMP.
       for (const id of [1, 2, 3]) r.send(publishPacket({ v: 5, topic: 'flow/in', payload: `m${id}`, qos: 2, id }));
@@ -442,21 +267,21 @@ describe('MQTT PUBLISH', () => {
       test(`[MQTT-3.3.4-9] ${name(v)}: no more than ${how} unacknowledged QoS 1 messages are sent`, T, async (t) => {
         const h = await harness(t, v === 4 ? { mqtt: { maxInflightMessages: 2 } } : {});
         const r = await h.raw();
-        r.send(connectPacket(v, `slow-${v}`, 2));
+        r.send(connectPacket({ v, clientId: `slow-${v}`, receiveMaximum: 2 }));
         assert.equal((await r.next(2)).body[1], 0);
         r.send(subscribePacket(v, 1, 'flow/out', 1));
         await r.next(9);
         const pub = await h.open({ protocolVersion: v });
         const sent = ['m1', 'm2', 'm3', 'm4', 'm5'];
         for (const p of sent) await pub.c.publishAsync('flow/out', p, { qos: 1 });
-        const got: Array<{ id: number; payload: string }> = [];
+        const got: RawPublish[] = [];
         got.push(parsePublish(await r.next(3), v), parsePublish(await r.next(3), v));
         assert.notEqual(got[0]!.id, got[1]!.id, 'packet ids in flight are distinct');
-        assert.ok(got.every((g) => g.id > 0));
+        assert.ok(got.every((g) => g.id! > 0));
         await sleep(300);
         assert.equal(r.count(3), 0, 'a third message waits for an acknowledgement');
         while (got.length < sent.length) {
-          r.send(pubackPacket(got[got.length - 2]!.id));
+          r.send(pubackPacket(got[got.length - 2]!.id!));
           got.push(parsePublish(await r.next(3), v));
           const inFlight = got.slice(-2).map((g) => g.id);
           assert.notEqual(inFlight[0], inFlight[1], 'an id is not reused while in flight');

@@ -3,58 +3,21 @@
  * (abrupt close, clean DISCONNECT, 5.0 DISCONNECT 0x04, retained will, Will Delay Interval).
  */
 import assert from 'node:assert/strict';
-import { describe, type TestContext, test } from 'node:test';
-import mqtt, { type IClientOptions, type IConnackPacket, type MqttClient } from 'mqtt';
-import type { MqttClientInfo } from '../../src/index.js';
-import { startBroker } from '../helpers/broker.js';
-import { collect, end, type Received, sleep, waitFor } from '../helpers/mqtt.js';
+import { describe, test } from 'node:test';
+import type { IClientOptions, MqttClient } from 'mqtt';
+import { harness } from '../helpers/harness.js';
+import {
+  fence,
+  versionName as name,
+  payloads,
+  type Received,
+  real,
+  sleep,
+  VERSIONS,
+  waitFor,
+} from '../helpers/mqtt.js';
 
 const T = { timeout: 20_000 };
-const VERSIONS = [4, 5] as const;
-const name = (v: 4 | 5): string => (v === 4 ? 'MQTT 3.1.1' : 'MQTT 5.0');
-
-type Overrides = Parameters<typeof startBroker>[0];
-interface Conn {
-  c: MqttClient;
-  msgs: Received[];
-  connack: IConnackPacket;
-}
-
-async function harness(t: TestContext, overrides: Overrides = {}) {
-  const b = await startBroker(overrides);
-  const clients: MqttClient[] = [];
-  /** Client ids whose connection the broker has finished with. */
-  const gone: string[] = [];
-  b.broker.on('clientDisconnect', (client: MqttClientInfo) => gone.push(client.id));
-  t.after(async () => {
-    await end(...clients);
-    await b.stop();
-  });
-  const open = async (opts: IClientOptions = {}, url = b.url): Promise<Conn> => {
-    const c = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: 5000, ...opts });
-    clients.push(c);
-    const msgs = collect(c);
-    const connack = await new Promise<IConnackPacket>((resolve, reject) => {
-      c.once('connect', resolve);
-      c.once('error', reject);
-      c.once('close', () => reject(new Error('closed before CONNACK')));
-    });
-    c.removeAllListeners('error');
-    c.on('error', () => {});
-    return { c, msgs, connack };
-  };
-  const disconnected = (id: string) => waitFor(() => gone.includes(id), 5000, `the broker to drop ${id}`);
-  return { b, open, disconnected };
-}
-
-/** Publishes a marker on `topic` and waits until every listed subscriber has it. */
-async function fence(pub: MqttClient, topic: string, ...subs: Received[][]): Promise<void> {
-  const marker = `fence-${Math.random()}`;
-  await pub.publishAsync(topic, marker, { qos: 1 });
-  await waitFor(() => subs.every((s) => s.some((m) => m.payload.toString() === marker)), 5000, 'the fence');
-}
-const real = (msgs: Received[]): Received[] => msgs.filter((m) => !m.payload.toString().startsWith('fence-'));
-const payloads = (msgs: Received[]): string[] => real(msgs).map((m) => m.payload.toString());
 
 /** Drops the TCP connection without DISCONNECT, as a crashed client would. */
 function crash(c: MqttClient): void {

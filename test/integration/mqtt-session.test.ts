@@ -4,213 +4,27 @@
  * PUBREL on resume (raw socket, since mqtt.js always acknowledges).
  */
 import assert from 'node:assert/strict';
-import net from 'node:net';
-import { describe, type TestContext, test } from 'node:test';
-import mqtt, { type IClientOptions, type IConnackPacket, type MqttClient } from 'mqtt';
-import type { MqttClientInfo } from '../../src/index.js';
-import { startBroker } from '../helpers/broker.js';
-import { collect, end, type Received, sleep, waitFor } from '../helpers/mqtt.js';
+import { describe, test } from 'node:test';
+import type { IClientOptions, MqttClient } from 'mqtt';
+import { type Harness, harness } from '../helpers/harness.js';
+import { fence, versionName as name, payloads, sleep, VERSIONS, waitFor } from '../helpers/mqtt.js';
+import { ackPacket, parsePublish, persistentConnect, subscribePacket } from '../helpers/raw-mqtt.js';
 
 const T = { timeout: 20_000 };
-const VERSIONS = [4, 5] as const;
-const name = (v: 4 | 5): string => (v === 4 ? 'MQTT 3.1.1' : 'MQTT 5.0');
-
-type Overrides = Parameters<typeof startBroker>[0];
-interface Conn {
-  c: MqttClient;
-  msgs: Received[];
-  connack: IConnackPacket;
-}
-
-async function harness(t: TestContext, overrides: Overrides = {}) {
-  const b = await startBroker(overrides);
-  const clients: MqttClient[] = [];
-  const raws: Raw[] = [];
-  const gone: string[] = [];
-  b.broker.on('clientDisconnect', (client: MqttClientInfo) => gone.push(client.id));
-  t.after(async () => {
-    for (const r of raws) r.close();
-    await end(...clients);
-    await b.stop();
-  });
-  const open = async (opts: IClientOptions = {}, url = b.url): Promise<Conn> => {
-    const c = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: 5000, ...opts });
-    clients.push(c);
-    const msgs = collect(c);
-    const connack = await new Promise<IConnackPacket>((resolve, reject) => {
-      c.once('connect', resolve);
-      c.once('error', reject);
-      c.once('close', () => reject(new Error('closed before CONNACK')));
-    });
-    c.removeAllListeners('error');
-    c.on('error', () => {});
-    return { c, msgs, connack };
-  };
-  const raw = async (): Promise<Raw> => {
-    const r = await Raw.open(b.port);
-    raws.push(r);
-    return r;
-  };
-  /** Waits until the broker has finished with the connection of `id` (the n-th time). */
-  const goneCount = (id: string): number => gone.filter((g) => g === id).length;
-  const disconnected = (id: string, times = 1) =>
-    waitFor(() => goneCount(id) >= times, 5000, `the broker to drop ${id}`);
-  return { b, open, raw, disconnected, goneCount };
-}
 
 /** A clean DISCONNECT, then waits for the broker to have processed it. */
-async function leave(h: Awaited<ReturnType<typeof harness>>, c: MqttClient, id: string, opts = {}): Promise<void> {
+async function leave(h: Harness, c: MqttClient, id: string, opts = {}): Promise<void> {
   const before = h.goneCount(id);
   await c.endAsync(false, opts);
   await h.disconnected(id, before + 1);
 }
 
-/** Publishes a marker on `topic` and waits until the subscriber has it. */
-async function fence(pub: MqttClient, topic: string, sub: Received[]): Promise<void> {
-  const marker = `fence-${Math.random()}`;
-  await pub.publishAsync(topic, marker, { qos: 1 });
-  await waitFor(() => sub.some((m) => m.payload.toString() === marker), 5000, 'the fence');
-}
-const payloads = (msgs: Received[]): string[] =>
-  msgs.map((m) => m.payload.toString()).filter((p) => !p.startsWith('fence-'));
-
-// ---------------------------------------------------------------------------------------------
-// A raw MQTT socket: a subscriber that decides itself when (and whether) to acknowledge.
-
-interface RawPacket {
-  type: number;
-  flags: number;
-  body: Buffer;
-}
-interface RawPublish {
-  topic: string;
-  qos: number;
-  dup: boolean;
-  id: number | undefined;
-  payload: string;
-}
-
-const u16 = (n: number): Buffer => {
-  const b = Buffer.alloc(2);
-  b.writeUInt16BE(n);
-  return b;
-};
-const str = (s: string): Buffer => Buffer.concat([u16(Buffer.byteLength(s)), Buffer.from(s)]);
-function vbi(n: number): Buffer {
-  const out: number[] = [];
-  do {
-    let d = n % 128;
-    n = Math.floor(n / 128);
-    if (n > 0) d |= 0x80;
-    out.push(d);
-  } while (n > 0);
-  return Buffer.from(out);
-}
-function frame(first: number, ...parts: Buffer[]): Buffer {
-  const body = Buffer.concat(parts);
-  return Buffer.concat([Buffer.from([first]), vbi(body.length), body]);
-}
-/** CONNECT with Clean Session / Clean Start 0; 5.0 asks for a 60 s Session Expiry Interval. */
-function persistentConnect(v: 4 | 5, clientId: string): Buffer {
-  const props = v === 5 ? Buffer.from([5, 0x11, 0, 0, 0, 60]) : Buffer.alloc(0);
-  return frame(0x10, str('MQTT'), Buffer.from([v, 0x00]), u16(60), props, str(clientId));
-}
-const subscribePacket = (v: 4 | 5, id: number, filter: string, qos: number): Buffer =>
-  frame(0x82, u16(id), v === 5 ? Buffer.from([0]) : Buffer.alloc(0), str(filter), Buffer.from([qos]));
-const ackPacket = (type: 4 | 5 | 7, id: number): Buffer => frame(type << 4, u16(id));
-
-function parsePublish(p: RawPacket, v: 4 | 5): RawPublish {
-  const qos = (p.flags >> 1) & 3;
-  const tl = p.body.readUInt16BE(0);
-  const topic = p.body.toString('utf8', 2, 2 + tl);
-  let pos = 2 + tl;
-  let id: number | undefined;
-  if (qos > 0) {
-    id = p.body.readUInt16BE(pos);
-    pos += 2;
-  }
-  if (v === 5) {
-    let len = 0;
-    let mul = 1;
-    let d: number;
-    do {
-      d = p.body[pos++]!;
-      len += (d & 0x7f) * mul;
-      mul *= 128;
-    } while (d & 0x80);
-    pos += len;
-  }
-  return { topic, qos, dup: (p.flags & 0x08) !== 0, id, payload: p.body.toString('utf8', pos) };
-}
-
-class Raw {
-  readonly packets: RawPacket[] = [];
-  closed = false;
-  private buf = Buffer.alloc(0);
-
-  private constructor(readonly sock: net.Socket) {
-    sock.on('data', (d: Buffer) => {
-      this.buf = Buffer.concat([this.buf, d]);
-      this.parse();
-    });
-    sock.on('close', () => {
-      this.closed = true;
-    });
-    sock.on('error', () => {});
-  }
-
-  static open(port: number): Promise<Raw> {
-    return new Promise((resolve, reject) => {
-      const s = net.connect(port, '127.0.0.1', () => resolve(new Raw(s)));
-      s.once('error', reject);
-    });
-  }
-
-  private parse(): void {
-    for (;;) {
-      let len = 0;
-      let mul = 1;
-      let i = 1;
-      let d: number;
-      do {
-        if (i >= this.buf.length) return;
-        d = this.buf[i++]!;
-        len += (d & 0x7f) * mul;
-        mul *= 128;
-      } while (d & 0x80);
-      if (this.buf.length < i + len) return;
-      this.packets.push({ type: this.buf[0]! >> 4, flags: this.buf[0]! & 0x0f, body: this.buf.subarray(i, i + len) });
-      this.buf = this.buf.subarray(i + len);
-    }
-  }
-
-  send(b: Buffer): void {
-    this.sock.write(b);
-  }
-
-  async next(type: number, timeoutMs = 5000): Promise<RawPacket> {
-    await waitFor(() => this.packets.some((p) => p.type === type), timeoutMs, `a packet of type ${type}`);
-    return this.packets.splice(
-      this.packets.findIndex((p) => p.type === type),
-      1,
-    )[0]!;
-  }
-
-  close(): void {
-    this.sock.destroy();
-  }
-}
-
 /** Connects a raw persistent session; returns the socket and the CONNACK's Session Present. */
-async function rawSession(h: Awaited<ReturnType<typeof harness>>, v: 4 | 5, id: string) {
+async function rawSession(h: Harness, v: 4 | 5, id: string) {
   const r = await h.raw();
-  r.send(persistentConnect(v, id));
-  const connack = await r.next(2);
-  assert.equal(connack.body[1], 0, 'CONNACK accepted');
+  const connack = await r.handshake(persistentConnect(v, id));
   return { r, sessionPresent: (connack.body[0]! & 1) === 1 };
 }
-
-// ---------------------------------------------------------------------------------------------
 
 describe('MQTT persistent sessions', () => {
   describe('MQTT 3.1.1 clean session', () => {

@@ -4,141 +4,12 @@
  * messages a departed member never acknowledged.
  */
 import assert from 'node:assert/strict';
-import net from 'node:net';
-import { describe, type TestContext, test } from 'node:test';
-import mqtt, { type IClientOptions, type IConnackPacket, type MqttClient } from 'mqtt';
-import { startBroker } from '../helpers/broker.js';
-import { collect, end, type Received, waitFor } from '../helpers/mqtt.js';
+import { describe, test } from 'node:test';
+import { harness } from '../helpers/harness.js';
+import { fence, versionName as name, payloads, VERSIONS, waitFor } from '../helpers/mqtt.js';
+import { connectPacket, parsePublish, subscribePacket } from '../helpers/raw-mqtt.js';
 
 const T = { timeout: 20_000 };
-const VERSIONS = [4, 5] as const;
-const name = (v: 4 | 5): string => (v === 4 ? 'MQTT 3.1.1' : 'MQTT 5.0');
-
-type Overrides = Parameters<typeof startBroker>[0];
-interface Conn {
-  c: MqttClient;
-  msgs: Received[];
-  connack: IConnackPacket;
-}
-
-async function harness(t: TestContext, overrides: Overrides = {}) {
-  const b = await startBroker(overrides);
-  const clients: MqttClient[] = [];
-  const raws: Raw[] = [];
-  t.after(async () => {
-    for (const r of raws) r.close();
-    await end(...clients);
-    await b.stop();
-  });
-  const open = async (opts: IClientOptions = {}, url = b.url): Promise<Conn> => {
-    const c = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: 5000, ...opts });
-    clients.push(c);
-    const msgs = collect(c);
-    const connack = await new Promise<IConnackPacket>((resolve, reject) => {
-      c.once('connect', resolve);
-      c.once('error', reject);
-      c.once('close', () => reject(new Error('closed before CONNACK')));
-    });
-    c.removeAllListeners('error');
-    c.on('error', () => {});
-    return { c, msgs, connack };
-  };
-  const raw = async (): Promise<Raw> => {
-    const r = await Raw.open(b.port);
-    raws.push(r);
-    return r;
-  };
-  return { b, open, raw };
-}
-
-/** Publishes a marker on `topic` and waits until every listed subscriber has it. */
-async function fence(pub: MqttClient, topic: string, ...subs: Received[][]): Promise<void> {
-  const marker = `fence-${Math.random()}`;
-  await pub.publishAsync(topic, marker, { qos: 1 });
-  await waitFor(() => subs.every((s) => s.some((m) => m.payload.toString() === marker)), 5000, 'the fence');
-}
-const payloads = (msgs: Received[]): string[] =>
-  msgs.map((m) => m.payload.toString()).filter((p) => !p.startsWith('fence-'));
-
-// ---------------------------------------------------------------------------------------------
-// A raw 3.1.1 member that never acknowledges what it gets.
-
-interface RawPacket {
-  type: number;
-  flags: number;
-  body: Buffer;
-}
-const u16 = (n: number): Buffer => {
-  const b = Buffer.alloc(2);
-  b.writeUInt16BE(n);
-  return b;
-};
-const str = (s: string): Buffer => Buffer.concat([u16(Buffer.byteLength(s)), Buffer.from(s)]);
-function frame(first: number, ...parts: Buffer[]): Buffer {
-  const body = Buffer.concat(parts);
-  assert.ok(body.length < 128);
-  return Buffer.concat([Buffer.from([first, body.length]), body]);
-}
-const rawPayload = (p: RawPacket): string => {
-  const tl = p.body.readUInt16BE(0);
-  return p.body.toString('utf8', 2 + tl + (((p.flags >> 1) & 3) > 0 ? 2 : 0));
-};
-
-class Raw {
-  readonly packets: RawPacket[] = [];
-  private buf = Buffer.alloc(0);
-
-  private constructor(readonly sock: net.Socket) {
-    sock.on('data', (d: Buffer) => {
-      this.buf = Buffer.concat([this.buf, d]);
-      this.parse();
-    });
-    sock.on('error', () => {});
-  }
-
-  static open(port: number): Promise<Raw> {
-    return new Promise((resolve, reject) => {
-      const s = net.connect(port, '127.0.0.1', () => resolve(new Raw(s)));
-      s.once('error', reject);
-    });
-  }
-
-  private parse(): void {
-    for (;;) {
-      let len = 0;
-      let mul = 1;
-      let i = 1;
-      let d: number;
-      do {
-        if (i >= this.buf.length) return;
-        d = this.buf[i++]!;
-        len += (d & 0x7f) * mul;
-        mul *= 128;
-      } while (d & 0x80);
-      if (this.buf.length < i + len) return;
-      this.packets.push({ type: this.buf[0]! >> 4, flags: this.buf[0]! & 0x0f, body: this.buf.subarray(i, i + len) });
-      this.buf = this.buf.subarray(i + len);
-    }
-  }
-
-  send(b: Buffer): void {
-    this.sock.write(b);
-  }
-
-  async next(type: number, timeoutMs = 5000): Promise<RawPacket> {
-    await waitFor(() => this.packets.some((p) => p.type === type), timeoutMs, `a packet of type ${type}`);
-    return this.packets.splice(
-      this.packets.findIndex((p) => p.type === type),
-      1,
-    )[0]!;
-  }
-
-  close(): void {
-    this.sock.destroy();
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
 
 describe('MQTT shared subscriptions', () => {
   for (const v of VERSIONS) {
@@ -246,9 +117,9 @@ describe('MQTT shared subscriptions', () => {
     const h = await harness(t);
     // Member 1: a raw clean session that takes messages and never sends PUBACK.
     const r = await h.raw();
-    r.send(frame(0x10, str('MQTT'), Buffer.from([4, 0x02]), u16(60), str('greedy')));
+    r.send(connectPacket({ v: 4, clientId: 'greedy' }));
     assert.equal((await r.next(2)).body[1], 0);
-    r.send(frame(0x82, u16(1), str('$share/g/redo/t'), Buffer.from([1])));
+    r.send(subscribePacket(4, 1, '$share/g/redo/t', 1));
     await r.next(9);
     const m2 = await h.open({ protocolVersion: 5 });
     await m2.c.subscribeAsync('$share/g/redo/t', { qos: 1 });
@@ -258,7 +129,7 @@ describe('MQTT shared subscriptions', () => {
     const rawGot = () => r.packets.filter((p) => p.type === 3);
     await waitFor(() => rawGot().length + m2.msgs.length >= sent.length, 5000, 'every message to some member');
     assert.ok(rawGot().length > 0, 'the raw member got its share');
-    const unacked = rawGot().map(rawPayload);
+    const unacked = rawGot().map((p) => parsePublish(p, 4).payload);
     r.close();
     await waitFor(() => unacked.every((p) => payloads(m2.msgs).includes(p)), 5000, 'the unacknowledged messages');
     assert.deepEqual([...new Set(payloads(m2.msgs))].sort(), sent, 'the remaining member has them all');

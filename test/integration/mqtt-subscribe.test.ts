@@ -3,16 +3,10 @@
  * 5.0 subscription options and identifiers, topics with dots, UNSUBACK codes, denied filters.
  */
 import assert from 'node:assert/strict';
-import { describe, type TestContext, test } from 'node:test';
-import mqtt, {
-  type ClientSubscribeCallback,
-  type IClientOptions,
-  type IClientSubscribeOptions,
-  type IConnackPacket,
-  type MqttClient,
-} from 'mqtt';
-import { startBroker } from '../helpers/broker.js';
-import { collect, end, type Received, waitFor } from '../helpers/mqtt.js';
+import { describe, test } from 'node:test';
+import type { ClientSubscribeCallback, IClientSubscribeOptions, MqttClient } from 'mqtt';
+import { harness } from '../helpers/harness.js';
+import { fence, isFence, versionName as name, type Received, subackCodes, VERSIONS, waitFor } from '../helpers/mqtt.js';
 
 type SubackPacket = Parameters<ClientSubscribeCallback>[2];
 /** mqtt-packet puts the 5.0 UNSUBACK reason codes in `granted`. */
@@ -22,68 +16,12 @@ interface UnsubackPacket {
 }
 
 const T = { timeout: 20_000 };
-const VERSIONS = [4, 5] as const;
-const name = (v: 4 | 5): string => (v === 4 ? 'MQTT 3.1.1' : 'MQTT 5.0');
 
-type Overrides = Parameters<typeof startBroker>[0];
-interface Conn {
-  c: MqttClient;
-  msgs: Received[];
-  connack: IConnackPacket;
-}
-
-async function harness(t: TestContext, overrides: Overrides = {}) {
-  const b = await startBroker(overrides);
-  const clients: MqttClient[] = [];
-  t.after(async () => {
-    await end(...clients);
-    await b.stop();
-  });
-  const open = async (opts: IClientOptions = {}, url = b.url): Promise<Conn> => {
-    const c = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: 5000, ...opts });
-    clients.push(c);
-    const msgs = collect(c);
-    const connack = await new Promise<IConnackPacket>((resolve, reject) => {
-      c.once('connect', resolve);
-      c.once('error', reject);
-      c.once('close', () => reject(new Error('closed before CONNACK')));
-    });
-    c.removeAllListeners('error');
-    c.on('error', () => {});
-    return { c, msgs, connack };
-  };
-  return { b, open };
-}
-
-/**
- * Publishes one marker to `topic` and waits until every listed subscriber (all subscribed to
- * it) has it: whatever was published before it has been routed, so absences can be asserted.
- */
-async function fence(pub: MqttClient, topic: string, ...subs: Received[][]): Promise<void> {
-  const marker = `fence-${Math.random()}`;
-  await pub.publishAsync(topic, marker, { qos: 1 });
-  await waitFor(() => subs.every((s) => s.some((m) => m.payload.toString() === marker)), 5000, 'the fence');
-}
-const isFence = (m: Received): boolean => m.payload.toString().startsWith('fence-');
 const topics = (msgs: Received[]): string[] =>
   msgs
     .filter((m) => !isFence(m))
     .map((m) => m.topic)
     .sort();
-
-/** SUBACK reason codes, failures included (mqtt.js rejects subscribeAsync on a failure). */
-function subackCodes(
-  c: MqttClient,
-  filters: string | string[],
-  opts: IClientSubscribeOptions = { qos: 1 },
-): Promise<number[]> {
-  return new Promise((resolve, reject) => {
-    c.subscribe(filters, opts, (_err, _granted, packet?: SubackPacket) => {
-      if (!packet) reject(new Error('no SUBACK'));
-      else resolve(packet.granted as number[]);
-    });
-  });
-}
 
 const subIds = (m: Received): number[] => {
   const id = m.packet.properties?.subscriptionIdentifier as number | number[] | undefined;

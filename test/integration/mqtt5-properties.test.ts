@@ -4,74 +4,25 @@
  * ways. A raw socket checks what mqtt.js would hide (property order, bad aliases).
  */
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { describe, type TestContext, test } from 'node:test';
-import mqtt, { type IClientOptions, type IConnackPacket, type MqttClient } from 'mqtt';
-import type { MqttClientInfo } from '../../src/index.js';
-import { startBroker } from '../helpers/broker.js';
-import { collect, end, type Received, sleep, waitFor } from '../helpers/mqtt.js';
+import type { IClientOptions, MqttClient } from 'mqtt';
+import type { BrokerOverrides } from '../helpers/broker.js';
+import { harness as brokerHarness } from '../helpers/harness.js';
+import { fence, payloads, publishCode, sleep, waitFor } from '../helpers/mqtt.js';
+import { connectPacket, type Prop, parsePublish, publishPacket, subscribePacket } from '../helpers/raw-mqtt.js';
 
 const T = { timeout: 20_000 };
 
-type Overrides = Parameters<typeof startBroker>[0];
-interface Conn {
-  c: MqttClient;
-  msgs: Received[];
-  connack: IConnackPacket;
-}
-
-async function harness(t: TestContext, overrides: Overrides = {}) {
-  const b = await startBroker(overrides);
-  const clients: MqttClient[] = [];
-  const raws: Raw[] = [];
-  const gone: string[] = [];
-  b.broker.on('clientDisconnect', (client: MqttClientInfo) => gone.push(client.id));
-  t.after(async () => {
-    for (const r of raws) r.close();
-    await end(...clients);
-    await b.stop();
-  });
-  const open = async (opts: IClientOptions = {}, url = b.url): Promise<Conn> => {
-    const c = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: 5000, protocolVersion: 5, ...opts });
-    clients.push(c);
-    const msgs = collect(c);
-    const connack = await new Promise<IConnackPacket>((resolve, reject) => {
-      c.once('connect', resolve);
-      c.once('error', reject);
-      c.once('close', () => reject(new Error('closed before CONNACK')));
-    });
-    c.removeAllListeners('error');
-    c.on('error', () => {});
-    return { c, msgs, connack };
-  };
-  const raw = async (clientId: string): Promise<Raw> => {
-    const r = await Raw.open(b.port);
-    raws.push(r);
-    r.send(frame(0x10, str('MQTT'), Buffer.from([5, 0x02]), u16(60), Buffer.from([0]), str(clientId)));
-    assert.equal((await r.next(2)).body[1], 0, 'CONNACK accepted');
+/** A broker for one test; mqtt.js clients speak 5.0 unless told otherwise. */
+async function harness(t: TestContext, overrides: BrokerOverrides = {}) {
+  const h = await brokerHarness(t, overrides, { protocolVersion: 5 });
+  /** A raw 5.0 client, connected with Clean Start as `clientId`. */
+  const raw = async (clientId: string) => {
+    const r = await h.raw();
+    await r.handshake(connectPacket({ v: 5, clientId }));
     return r;
   };
-  const disconnected = (id: string) => waitFor(() => gone.includes(id), 5000, `the broker to drop ${id}`);
-  return { b, open, raw, disconnected };
-}
-
-/** Publishes a marker on `topic` and waits until the subscriber has it. */
-async function fence(pub: MqttClient, topic: string, sub: Received[]): Promise<void> {
-  const marker = `fence-${Math.random()}`;
-  await pub.publishAsync(topic, marker, { qos: 1 });
-  await waitFor(() => sub.some((m) => m.payload.toString() === marker), 5000, 'the fence');
-}
-const payloads = (msgs: Received[]): string[] =>
-  msgs.map((m) => m.payload.toString()).filter((p) => !p.startsWith('fence-'));
-
-/** The code of a rejected publish (mqtt.js rejects on PUBACK / PUBREC reason codes ≥ 0x80). */
-async function publishCode(c: MqttClient, ...args: Parameters<MqttClient['publishAsync']>): Promise<number> {
-  try {
-    await c.publishAsync(...args);
-    return 0;
-  } catch (err) {
-    return (err as { code?: number }).code ?? -1;
-  }
+  return { ...h, raw };
 }
 
 /** Waits for the server's DISCONNECT (its reason code) and the close that follows. */
@@ -89,192 +40,6 @@ function serverDisconnect(c: MqttClient): () => Promise<number | undefined> {
     return reason;
   };
 }
-
-// ---------------------------------------------------------------------------------------------
-// A raw 5.0 socket with properties kept as an ordered list.
-
-interface RawPacket {
-  type: number;
-  flags: number;
-  body: Buffer;
-}
-type PropValue = number | string | Buffer | [string, string];
-type Prop = [id: number, value: PropValue];
-
-const u16 = (n: number): Buffer => {
-  const b = Buffer.alloc(2);
-  b.writeUInt16BE(n);
-  return b;
-};
-const u32 = (n: number): Buffer => {
-  const b = Buffer.alloc(4);
-  b.writeUInt32BE(n);
-  return b;
-};
-const str = (s: string): Buffer => Buffer.concat([u16(Buffer.byteLength(s)), Buffer.from(s)]);
-function vbi(n: number): Buffer {
-  const out: number[] = [];
-  do {
-    let d = n % 128;
-    n = Math.floor(n / 128);
-    if (n > 0) d |= 0x80;
-    out.push(d);
-  } while (n > 0);
-  return Buffer.from(out);
-}
-function readVbi(b: Buffer, pos: number): [value: number, next: number] {
-  let v = 0;
-  let mul = 1;
-  let d: number;
-  do {
-    d = b[pos++]!;
-    v += (d & 0x7f) * mul;
-    mul *= 128;
-  } while (d & 0x80);
-  return [v, pos];
-}
-function frame(first: number, ...parts: Buffer[]): Buffer {
-  const body = Buffer.concat(parts);
-  return Buffer.concat([Buffer.from([first]), vbi(body.length), body]);
-}
-
-const STRING_PROPS = new Set([0x03, 0x08, 0x12, 0x15, 0x1a, 0x1c, 0x1f]);
-const BINARY_PROPS = new Set([0x09, 0x16]);
-const U16_PROPS = new Set([0x13, 0x21, 0x22, 0x23]);
-const U32_PROPS = new Set([0x02, 0x11, 0x18, 0x27]);
-
-function encodeProps(props: Prop[]): Buffer {
-  const parts = props.map(([id, v]) => {
-    let value: Buffer;
-    if (id === 0x26) {
-      const [k, val] = v as [string, string];
-      value = Buffer.concat([str(k), str(val)]);
-    } else if (STRING_PROPS.has(id)) value = str(v as string);
-    else if (BINARY_PROPS.has(id)) value = Buffer.concat([u16((v as Buffer).length), v as Buffer]);
-    else if (U16_PROPS.has(id)) value = u16(v as number);
-    else if (U32_PROPS.has(id)) value = u32(v as number);
-    else if (id === 0x0b) value = vbi(v as number);
-    else value = Buffer.from([v as number]);
-    return Buffer.concat([Buffer.from([id]), value]);
-  });
-  const body = Buffer.concat(parts);
-  return Buffer.concat([vbi(body.length), body]);
-}
-function decodeProps(b: Buffer, pos: number): [props: Prop[], next: number] {
-  const [len, start] = readVbi(b, pos);
-  const stop = start + len;
-  const out: Prop[] = [];
-  pos = start;
-  while (pos < stop) {
-    const id = b[pos++]!;
-    if (id === 0x26) {
-      const kl = b.readUInt16BE(pos);
-      const k = b.toString('utf8', pos + 2, pos + 2 + kl);
-      pos += 2 + kl;
-      const vl = b.readUInt16BE(pos);
-      out.push([id, [k, b.toString('utf8', pos + 2, pos + 2 + vl)]]);
-      pos += 2 + vl;
-    } else if (STRING_PROPS.has(id)) {
-      const l = b.readUInt16BE(pos);
-      out.push([id, b.toString('utf8', pos + 2, pos + 2 + l)]);
-      pos += 2 + l;
-    } else if (BINARY_PROPS.has(id)) {
-      const l = b.readUInt16BE(pos);
-      out.push([id, b.subarray(pos + 2, pos + 2 + l)]);
-      pos += 2 + l;
-    } else if (U16_PROPS.has(id)) {
-      out.push([id, b.readUInt16BE(pos)]);
-      pos += 2;
-    } else if (U32_PROPS.has(id)) {
-      out.push([id, b.readUInt32BE(pos)]);
-      pos += 4;
-    } else if (id === 0x0b) {
-      const [v, next] = readVbi(b, pos);
-      out.push([id, v]);
-      pos = next;
-    } else {
-      out.push([id, b[pos++]!]);
-    }
-  }
-  return [out, stop];
-}
-
-const publishPacket = (topic: string, payload: string, qos: 0 | 1, props: Prop[], id = 1): Buffer =>
-  frame(0x30 | (qos << 1), str(topic), qos > 0 ? u16(id) : Buffer.alloc(0), encodeProps(props), Buffer.from(payload));
-const subscribePacket = (id: number, filter: string, qos: number): Buffer =>
-  frame(0x82, u16(id), Buffer.from([0]), str(filter), Buffer.from([qos]));
-
-function parsePublish(p: RawPacket): { topic: string; props: Prop[]; payload: string } {
-  const qos = (p.flags >> 1) & 3;
-  const tl = p.body.readUInt16BE(0);
-  const topic = p.body.toString('utf8', 2, 2 + tl);
-  const [props, pos] = decodeProps(p.body, 2 + tl + (qos > 0 ? 2 : 0));
-  return { topic, props, payload: p.body.toString('utf8', pos) };
-}
-
-class Raw {
-  readonly packets: RawPacket[] = [];
-  closed = false;
-  private buf = Buffer.alloc(0);
-
-  private constructor(readonly sock: net.Socket) {
-    sock.on('data', (d: Buffer) => {
-      this.buf = Buffer.concat([this.buf, d]);
-      this.parse();
-    });
-    sock.on('close', () => {
-      this.closed = true;
-    });
-    sock.on('error', () => {});
-  }
-
-  static open(port: number): Promise<Raw> {
-    return new Promise((resolve, reject) => {
-      const s = net.connect(port, '127.0.0.1', () => resolve(new Raw(s)));
-      s.once('error', reject);
-    });
-  }
-
-  private parse(): void {
-    for (;;) {
-      let len = 0;
-      let mul = 1;
-      let i = 1;
-      let d: number;
-      do {
-        if (i >= this.buf.length) return;
-        d = this.buf[i++]!;
-        len += (d & 0x7f) * mul;
-        mul *= 128;
-      } while (d & 0x80);
-      if (this.buf.length < i + len) return;
-      this.packets.push({ type: this.buf[0]! >> 4, flags: this.buf[0]! & 0x0f, body: this.buf.subarray(i, i + len) });
-      this.buf = this.buf.subarray(i + len);
-    }
-  }
-
-  send(b: Buffer): void {
-    this.sock.write(b);
-  }
-
-  async next(type: number, timeoutMs = 5000): Promise<RawPacket> {
-    await waitFor(() => this.packets.some((p) => p.type === type), timeoutMs, `a packet of type ${type}`);
-    return this.packets.splice(
-      this.packets.findIndex((p) => p.type === type),
-      1,
-    )[0]!;
-  }
-
-  async waitClosed(timeoutMs = 5000): Promise<void> {
-    await waitFor(() => this.closed, timeoutMs, 'the server to close the connection');
-  }
-
-  close(): void {
-    this.sock.destroy();
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
 
 describe('MQTT 5.0 properties', () => {
   describe('user properties', () => {
@@ -294,7 +59,7 @@ describe('MQTT 5.0 properties', () => {
     test('[MQTT-3.3.2-18] the order of user properties is kept, interleaved repeated keys included', T, async (t) => {
       const h = await harness(t);
       const sub = await h.raw('up-order-sub');
-      sub.send(subscribePacket(1, 'up/order', 1));
+      sub.send(subscribePacket(5, 1, 'up/order', 1));
       await sub.next(9);
       const pub = await h.raw('up-order-pub');
       const sent: Prop[] = [
@@ -304,9 +69,9 @@ describe('MQTT 5.0 properties', () => {
         [0x26, ['m', '4']],
         [0x26, ['a', '5']],
       ];
-      pub.send(publishPacket('up/order', 'ordered', 1, sent));
+      pub.send(publishPacket({ v: 5, topic: 'up/order', payload: 'ordered', qos: 1, props: sent }));
       await pub.next(4);
-      const got = parsePublish(await sub.next(3));
+      const got = parsePublish(await sub.next(3), 5);
       assert.equal(got.payload, 'ordered');
       assert.deepEqual(
         got.props.filter(([id]) => id === 0x26),
@@ -566,7 +331,7 @@ describe('MQTT 5.0 properties', () => {
     test('(§3.3.2.3.4) inbound: a Topic Alias above our Topic Alias Maximum gets DISCONNECT 0x94', T, async (t) => {
       const h = await harness(t, { mqtt: { topicAliasMaximum: 2 } });
       const r = await h.raw('alias-too-big');
-      r.send(publishPacket('alias/x', 'x', 0, [[0x23, 3]]));
+      r.send(publishPacket({ v: 5, topic: 'alias/x', payload: 'x', qos: 0, props: [[0x23, 3]] }));
       const disconnect = await r.next(14);
       assert.equal(disconnect.body[0], 0x94);
       await r.waitClosed();
@@ -575,12 +340,12 @@ describe('MQTT 5.0 properties', () => {
     test('[MQTT-3.3.2-7] inbound: Topic Alias mappings do not carry over to a new connection', T, async (t) => {
       const h = await harness(t);
       const r1 = await h.raw('alias-carry');
-      r1.send(publishPacket('alias/carry', 'x', 1, [[0x23, 1]]));
+      r1.send(publishPacket({ v: 5, topic: 'alias/carry', payload: 'x', qos: 1, props: [[0x23, 1]] }));
       await r1.next(4);
       r1.close();
       await h.disconnected('alias-carry');
       const r2 = await h.raw('alias-carry');
-      r2.send(publishPacket('', 'y', 0, [[0x23, 1]]));
+      r2.send(publishPacket({ v: 5, topic: '', payload: 'y', qos: 0, props: [[0x23, 1]] }));
       const disconnect = await r2.next(14);
       assert.equal(disconnect.body[0], 0x82, 'Protocol Error: the alias is unknown on this connection');
       await r2.waitClosed();
@@ -600,7 +365,7 @@ describe('MQTT 5.0 properties', () => {
     test('(§3.3.4) inbound: an unknown Topic Alias with an empty topic gets DISCONNECT 0x82', T, async (t) => {
       const h = await harness(t);
       const r = await h.raw('alias-unknown');
-      r.send(publishPacket('', 'x', 0, [[0x23, 1]]));
+      r.send(publishPacket({ v: 5, topic: '', payload: 'x', qos: 0, props: [[0x23, 1]] }));
       const disconnect = await r.next(14);
       assert.equal(disconnect.body[0], 0x82);
       await r.waitClosed();

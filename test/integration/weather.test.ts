@@ -4,39 +4,13 @@
  * /weather/+/temperature both get it, over TCP and over WebSocket, with MQTT 3.1.1 and 5.0.
  */
 import assert from 'node:assert/strict';
-import { describe, type TestContext, test } from 'node:test';
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
-import { startBroker } from '../helpers/broker.js';
-import { collect, end, type Received, waitFor } from '../helpers/mqtt.js';
+import { describe, test } from 'node:test';
+import { harness } from '../helpers/harness.js';
+import { type Received, waitFor } from '../helpers/mqtt.js';
 
 const T = { timeout: 20_000 };
 const TOPIC = '/weather/station01/temperature';
 const PAYLOAD = '{"temperature": 25.5}';
-
-type Overrides = Parameters<typeof startBroker>[0];
-
-async function harness(t: TestContext, overrides: Overrides = {}) {
-  const b = await startBroker(overrides);
-  const clients: MqttClient[] = [];
-  t.after(async () => {
-    await end(...clients);
-    await b.stop();
-  });
-  const open = async (url: string, opts: IClientOptions): Promise<{ c: MqttClient; msgs: Received[] }> => {
-    const c = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: 5000, ...opts });
-    clients.push(c);
-    const msgs = collect(c);
-    await new Promise<void>((resolve, reject) => {
-      c.once('connect', () => resolve());
-      c.once('error', reject);
-      c.once('close', () => reject(new Error('closed before CONNACK')));
-    });
-    c.removeAllListeners('error');
-    c.on('error', () => {});
-    return { c, msgs };
-  };
-  return { b, open };
-}
 
 describe('weather example', () => {
   for (const transport of ['tcp', 'ws'] as const) {
@@ -45,9 +19,9 @@ describe('weather example', () => {
       test(`${label}: both dashboards receive {"temperature": 25.5} from the station`, T, async (t) => {
         const h = await harness(t);
         const url = transport === 'tcp' ? h.b.url : h.b.wsUrl;
-        const exact = await h.open(url, { protocolVersion: v, clientId: `dashboard-exact-${transport}-${v}` });
-        const wild = await h.open(url, { protocolVersion: v, clientId: `dashboard-wild-${transport}-${v}` });
-        const sensor = await h.open(url, { protocolVersion: v, clientId: `station01-${transport}-${v}` });
+        const exact = await h.open({ protocolVersion: v, clientId: `dashboard-exact-${transport}-${v}` }, url);
+        const wild = await h.open({ protocolVersion: v, clientId: `dashboard-wild-${transport}-${v}` }, url);
+        const sensor = await h.open({ protocolVersion: v, clientId: `station01-${transport}-${v}` }, url);
         await exact.c.subscribeAsync(TOPIC, { qos: 1 });
         await wild.c.subscribeAsync('/weather/+/temperature', { qos: 1 });
         await sensor.c.publishAsync(TOPIC, PAYLOAD, { qos: 1 });
@@ -79,9 +53,9 @@ describe('weather example', () => {
     async (t) => {
       const h = await harness(t, { auth: { users: [{ name: 'user', password: 'password' }] } });
       const login = { username: 'user', password: 'password' };
-      const exact = await h.open(h.b.wsUrl, { protocolVersion: 5, ...login });
-      const wild = await h.open(h.b.wsUrl, { protocolVersion: 4, ...login });
-      const sensor = await h.open(h.b.url, { protocolVersion: 4, clientId: 'python_publisher', ...login });
+      const exact = await h.open({ protocolVersion: 5, ...login }, h.b.wsUrl);
+      const wild = await h.open({ protocolVersion: 4, ...login }, h.b.wsUrl);
+      const sensor = await h.open({ protocolVersion: 4, clientId: 'python_publisher', ...login }, h.b.url);
       await exact.c.subscribeAsync(TOPIC, { qos: 0 });
       await wild.c.subscribeAsync('/weather/+/temperature', { qos: 0 });
       await sensor.c.publishAsync(TOPIC, PAYLOAD, { qos: 0 });
