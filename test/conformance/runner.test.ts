@@ -31,6 +31,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { BraidConfigInput } from '../../src/index.js';
 import { startBroker, type TestBroker } from '../helpers/broker.js';
+import { vbi } from '../helpers/raw-mqtt.js';
 
 type Version = 3 | 4 | 5;
 
@@ -220,17 +221,6 @@ class RawClient {
 }
 
 // ---- packets the runner builds itself --------------------------------------------------------
-
-function vbi(n: number): Buffer {
-  const out: number[] = [];
-  do {
-    let b = n % 128;
-    n = Math.floor(n / 128);
-    if (n > 0) b |= 0x80;
-    out.push(b);
-  } while (n > 0);
-  return Buffer.from(out);
-}
 
 function utf8Field(s: string): Buffer {
   const b = Buffer.from(s, 'utf8');

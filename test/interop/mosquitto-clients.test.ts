@@ -12,10 +12,10 @@
  * missing client is a failure.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import { startBroker, type TestBroker } from '../helpers/broker.js';
+import { ChildRun, WAIT_MS } from '../helpers/process.js';
 
 const MOSQUITTO_PUB = '/usr/bin/mosquitto_pub';
 const MOSQUITTO_SUB = '/usr/bin/mosquitto_sub';
@@ -33,19 +33,8 @@ const installed = executable(MOSQUITTO_PUB) && executable(MOSQUITTO_SUB);
 const required = process.env.INTEROP_REQUIRED === '1';
 const skip = !installed && !required ? 'mosquitto-clients not installed' : false;
 
-const WAIT_MS = 10_000;
-
-interface Exit {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-}
-
 /** A mosquitto client process whose stdout and stderr are kept for assertions. */
-class Client {
-  out = '';
-  readonly exited: Promise<Exit>;
-  private readonly proc: ChildProcess;
-
+class Client extends ChildRun {
   /**
    * @param subscribedEvent resolves when the broker reports this client's subscription. The
    *   clients' own debug lines cannot say so in time: their stdout is a pipe, so it is block-
@@ -57,25 +46,7 @@ class Client {
     args: string[],
     private readonly subscribedEvent?: Promise<void>,
   ) {
-    this.proc = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    this.proc.stdout!.setEncoding('utf8').on('data', (d: string) => (this.out += d));
-    this.proc.stderr!.setEncoding('utf8').on('data', (d: string) => (this.out += d));
-    this.exited = new Promise((resolve) => {
-      this.proc.once('error', (err) => {
-        this.out += `\nspawn failed: ${err.message}`;
-        resolve({ code: null, signal: null });
-      });
-      this.proc.once('close', (code, signal) => resolve({ code, signal }));
-    });
-    t.after(() => this.kill('SIGKILL'));
-  }
-
-  get running(): boolean {
-    return this.proc.exitCode === null && this.proc.signalCode === null;
-  }
-
-  kill(signal: NodeJS.Signals): void {
-    if (this.running) this.proc.kill(signal);
+    super(t, bin, args);
   }
 
   /** Waits until the broker has this client's subscription in place. */
@@ -92,24 +63,6 @@ class Client {
     clearTimeout(timer);
     if (r === 'exited') assert.fail(`${what}: the client exited before subscribing; it printed:\n${this.out}`);
     if (r === 'timeout') assert.fail(`${what}: no subscription within ${timeoutMs} ms`);
-  }
-
-  /** Waits for the process to end, at most `timeoutMs`, and returns how it ended. */
-  async exit(what: string, timeoutMs = WAIT_MS): Promise<Exit> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<'timeout'>((r) => {
-      timer = setTimeout(() => r('timeout'), timeoutMs);
-    });
-    const r = await Promise.race([this.exited, timeout]);
-    clearTimeout(timer);
-    if (r === 'timeout') assert.fail(`${what}: still running after ${timeoutMs} ms; it printed:\n${this.out}`);
-    return r;
-  }
-
-  /** Waits for a clean exit (status 0). */
-  async success(what: string): Promise<void> {
-    const r = await this.exit(what);
-    assert.equal(r.code, 0, `${what}: exit ${r.code ?? r.signal}; it printed:\n${this.out}`);
   }
 }
 

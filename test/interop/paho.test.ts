@@ -23,7 +23,7 @@
  * Without paho the tests are skipped, unless INTEROP_REQUIRED=1 (as in CI), where it is a failure.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -31,6 +31,7 @@ import { after, before, describe, it, type TestContext } from 'node:test';
 import type { MqttClient } from 'mqtt';
 import { startBroker, type TestBroker } from '../helpers/broker.js';
 import { collect, connect, end, waitFor } from '../helpers/mqtt.js';
+import { ChildRun, WAIT_MS } from '../helpers/process.js';
 
 const PYTHON = '/usr/bin/python3';
 
@@ -42,8 +43,6 @@ function pahoInstalled(): boolean {
 const installed = pahoInstalled();
 const required = process.env.INTEROP_REQUIRED === '1';
 const skip = !installed && !required ? 'python3-paho-mqtt not installed' : false;
-
-const WAIT_MS = 10_000;
 
 const escapeRe = (s: string): string => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 
@@ -117,59 +116,10 @@ client.disconnect()
 client.loop_stop()
 `;
 
-interface Exit {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-}
-
-/** A python process with its output kept; killed when the test ends. */
-class Python {
-  out = '';
-  readonly exited: Promise<Exit>;
-  private readonly proc: ChildProcess;
-
+/** A python process (unbuffered, so each line is seen when printed); killed when the test ends. */
+class Python extends ChildRun {
   constructor(t: TestContext, script: string, args: string[]) {
-    // -u: unbuffered, so the test sees each line when it is printed.
-    this.proc = spawn(PYTHON, ['-u', script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    this.proc.stdout!.setEncoding('utf8').on('data', (d: string) => (this.out += d));
-    this.proc.stderr!.setEncoding('utf8').on('data', (d: string) => (this.out += d));
-    this.exited = new Promise((resolve) => {
-      this.proc.once('error', (err) => {
-        this.out += `\nspawn failed: ${err.message}`;
-        resolve({ code: null, signal: null });
-      });
-      this.proc.once('close', (code, signal) => resolve({ code, signal }));
-    });
-    t.after(() => {
-      if (this.proc.exitCode === null && this.proc.signalCode === null) this.proc.kill('SIGKILL');
-    });
-  }
-
-  async waitFor(re: RegExp, what: string): Promise<void> {
-    const deadline = Date.now() + WAIT_MS;
-    while (!re.test(this.out)) {
-      if (this.proc.exitCode !== null || this.proc.signalCode !== null) {
-        await this.exited;
-        if (re.test(this.out)) return;
-        assert.fail(`${what}: the script exited without printing ${re}; it printed:\n${this.out}`);
-      }
-      if (Date.now() > deadline)
-        assert.fail(`${what}: no ${re} within ${WAIT_MS} ms; the script printed:\n${this.out}`);
-      await new Promise((r) => setTimeout(r, 10));
-    }
-  }
-
-  async success(what: string): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    const r = await Promise.race([
-      this.exited,
-      new Promise<'timeout'>((resolve) => {
-        timer = setTimeout(() => resolve('timeout'), WAIT_MS);
-      }),
-    ]);
-    clearTimeout(timer);
-    if (r === 'timeout') assert.fail(`${what}: still running after ${WAIT_MS} ms; it printed:\n${this.out}`);
-    assert.equal(r.code, 0, `${what}: exit ${r.code ?? r.signal}; it printed:\n${this.out}`);
+    super(t, PYTHON, ['-u', script, ...args]);
   }
 }
 
