@@ -309,7 +309,7 @@ export class MqttConnection implements SessionOutput, Sweepable, FlowParty {
     this.shutdown();
   }
 
-  /** Closes a connected client; 5.0 gets a DISCONNECT with `reasonCode` first [MQTT-3.14.2-?]. */
+  /** Closes a connected client; 5.0 gets a DISCONNECT with `reasonCode` first (5.0 §4.13). */
   close(reasonCode: number | undefined, properties?: Properties): void {
     if (this.state === 'closed') return;
     if (this.version === 5 && reasonCode !== undefined && this.state === 'connected') {

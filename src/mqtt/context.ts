@@ -62,8 +62,8 @@ export class MqttContext {
   /** Sessions by `vhost \0 clientId`, online or not. */
   readonly sessions = new Map<string, Session>();
   readonly connections = new Set<Sweepable>();
-  /** Shared-subscription queues and how many sessions subscribe to each. */
-  readonly sharedRefs = new Map<string, number>();
+  /** Shared-subscription queues (`vhost \0 queue`) and how many sessions subscribe to each. */
+  private readonly sharedRefs = new Map<string, number>();
   readonly stats: MqttStats = { connections: 0, messagesIn: 0, messagesOut: 0, qos0Dropped: 0, oversizeDropped: 0 };
   /**
    * Publisher back-pressure (STYLE habit 9, "pull-based reads that stop while downstream is
@@ -150,6 +150,24 @@ export class MqttContext {
 
   sessionKey(vhost: string, clientId: string): string {
     return `${vhost}\0${clientId}`;
+  }
+
+  /** One more session subscribes to the shared queue. */
+  retainShared(vhost: string, queueName: string): void {
+    const k = this.sessionKey(vhost, queueName);
+    this.sharedRefs.set(k, (this.sharedRefs.get(k) ?? 0) + 1);
+  }
+
+  /** One session fewer; true when it was the last, and the queue should go. */
+  releaseShared(vhost: string, queueName: string): boolean {
+    const k = this.sessionKey(vhost, queueName);
+    const n = (this.sharedRefs.get(k) ?? 1) - 1;
+    if (n > 0) {
+      this.sharedRefs.set(k, n);
+      return false;
+    }
+    this.sharedRefs.delete(k);
+    return true;
   }
 
   /** Assigned Client Identifier for an empty client id [MQTT-3.1.3-6]. */

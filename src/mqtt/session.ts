@@ -237,7 +237,7 @@ export class Session implements ConsumerSink {
     if (f.delivery && f.queue) f.queue.ack(f.delivery);
     f.delivery = undefined;
     if (reasonCode >= 0x80) {
-      // [MQTT-4.3.3-?] 5.0: a PUBREC with an error ends the exchange; no PUBREL follows.
+      // 5.0 §4.3.3: a PUBREC with a Reason Code of 0x80 or above ends the exchange; no PUBREL follows.
       this.outflight.delete(packetId);
       this.wake();
       return 'done';
@@ -423,12 +423,7 @@ class SharedSink implements ConsumerSink {
 
 /** Drops one session's reference to a shared queue; the last one deletes it. */
 export function releaseSharedQueue(ctx: MqttContext, vhost: string, queueName: string): void {
-  const n = (ctx.sharedRefs.get(queueName) ?? 1) - 1;
-  if (n > 0) {
-    ctx.sharedRefs.set(queueName, n);
-    return;
-  }
-  ctx.sharedRefs.delete(queueName);
+  if (!ctx.releaseShared(vhost, queueName)) return;
   try {
     ctx.core.deleteQueue(vhost, queueName);
   } catch {

@@ -16,7 +16,7 @@ export function handlePubrec(c: MqttConnection, p: AckPacket): undefined {
   const r = c.session!.handlePubrec(p.packetId, p.reasonCode);
   if (r === 'pubrel') c.sendPacket({ type: 6, packetId: p.packetId, reasonCode: 0 });
   else if (r === 'unknown') {
-    // 5.0 [MQTT-4.3.3-?]: PUBREL 0x92 Packet Identifier not found; 3.1.1 always releases.
+    // 5.0 §3.6.2.1: PUBREL 0x92 Packet Identifier not found; 3.1.1 always releases.
     c.sendPacket({ type: 6, packetId: p.packetId, reasonCode: c.version === 5 ? RC.PACKET_IDENTIFIER_NOT_FOUND : 0 });
   }
   return undefined;

@@ -25,7 +25,7 @@ export function handleConnect(c: MqttConnection, p: ConnectPacket): Promise<void
     );
   }
   if (v5) {
-    if (props?.receiveMaximum === 0) throw new MqttError(RC.PROTOCOL_ERROR, 'Receive Maximum 0', 'MQTT-3.1.2-?');
+    if (props?.receiveMaximum === 0) throw new MqttError(RC.PROTOCOL_ERROR, 'Receive Maximum 0 (§3.1.2.11.3)');
     if (props?.maximumPacketSize === 0) throw new MqttError(RC.PROTOCOL_ERROR, 'Maximum Packet Size 0');
   }
 

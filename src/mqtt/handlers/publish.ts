@@ -25,7 +25,7 @@ export function handlePublish(c: MqttConnection, p: PublishPacket): Promise<void
     if (topic.length > 0) c.inboundAliases.set(alias, topic);
     else {
       const known = c.inboundAliases.get(alias);
-      if (known === undefined) throw new MqttError(RC.PROTOCOL_ERROR, `unknown topic alias ${alias}`, 'MQTT-3.3.4-?');
+      if (known === undefined) throw new MqttError(RC.PROTOCOL_ERROR, `unknown topic alias ${alias} (§3.3.2.3.4)`);
       topic = known;
     }
   }
@@ -85,7 +85,7 @@ function inFlightIn(c: MqttConnection): number {
 
 function deny(c: MqttConnection, p: PublishPacket, topic: string): void {
   c.ctx.log.info('publish denied', { client: c.clientId, topic });
-  // 5.0 says so in the acknowledgement [MQTT-3.4.2-?]; 3.1.1 has no way to and acks as usual
+  // 5.0 says so in the acknowledgement (§3.4.2.1, 0x87 Not authorized); 3.1.1 has no way to and acks as usual
   // (Mosquitto does the same), the message is dropped.
   ack(c, p, c.version === 5 ? RC.NOT_AUTHORIZED : RC.SUCCESS);
 }

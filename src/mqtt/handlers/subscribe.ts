@@ -106,7 +106,7 @@ function finish(
   for (const d of decided) {
     if (typeof d === 'number') {
       if (d === RC.NOT_AUTHORIZED) ctx.log.info('subscription denied', { client: c.clientId });
-      // 3.1.1 SUBACK knows only 0x80 for a failure [MQTT-3.9.3-?].
+      // 3.1.1 SUBACK knows only 0x80 for a failure (3.1.1 §3.9.3).
       codes.push(c.version === 5 ? d : SUBACK_FAILURE_V3);
       continue;
     }
@@ -152,7 +152,7 @@ function finish(
           queue = ctx.core.declareQueue(vhost, queueName, { durable: false, autoDelete: false });
           ctx.core.bindQueue(vhost, queueName, exchange, bindingKey, {}, { noDollarWildcard: true });
         }
-        if (!existed) ctx.sharedRefs.set(queueName, (ctx.sharedRefs.get(queueName) ?? 0) + 1);
+        if (!existed) ctx.retainShared(vhost, queueName);
         session.subscriptions.set(sub.filter, sub);
         // Retained messages are not sent for shared subscriptions [MQTT-4.8.2-?; 5.0 §4.8.2].
         session.addSharedConsumer(queue, sub);
@@ -165,7 +165,7 @@ function finish(
     codes.push(qos);
     granted.push({ topic: sub.filter, qos });
   }
-  // SUBACK first, then the retained messages [MQTT-3.8.4-1..?].
+  // SUBACK first, then the retained messages (5.0 §3.8.4; Mosquitto does the same).
   c.sendPacket({ type: 9, packetId: p.packetId, reasonCodes: codes });
   for (const send of retainedSends) send();
   if (granted.length > 0) ctx.events.emit('subscribe', granted, c.client);
