@@ -78,7 +78,8 @@ export class SocketConnection implements ByteConnection {
     this.flush();
     this.socket.end();
     // A peer that never reads must not keep the socket (and the broker's stop) alive.
-    setTimeout(() => this.socket.destroy(), 2000).unref();
+    const timer = setTimeout(() => this.socket.destroy(), 2000).unref();
+    this.socket.once('close', () => clearTimeout(timer));
   }
 
   destroy(): void {

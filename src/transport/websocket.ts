@@ -91,7 +91,8 @@ class WebSocketConnection implements ByteConnection {
   end(): void {
     this.flush();
     this.ws.close();
-    setTimeout(() => this.ws.terminate(), 2000).unref();
+    const timer = setTimeout(() => this.ws.terminate(), 2000).unref();
+    this.ws.once('close', () => clearTimeout(timer));
   }
 
   destroy(): void {
