@@ -5,6 +5,7 @@
  */
 import type { Binding, ConsumerSink, Delivery, Message, Queue } from '../core/broker-core.js';
 import { isExpired } from '../core/broker-core.js';
+import { type LongTimer, setLongTimeout } from '../util/long-timer.js';
 import type { QoS, Will } from './codec/packets.js';
 import { type MqttContext, OUTPUT_HIGH_WATER } from './context.js';
 import { messageQos } from './mapping.js';
@@ -69,8 +70,8 @@ export class Session implements ConsumerSink {
   /** Session Expiry Interval in seconds; 0xFFFFFFFF never expires. */
   expiryInterval = 0;
   will: Will | undefined;
-  private willTimer: NodeJS.Timeout | undefined;
-  private expiryTimer: NodeJS.Timeout | undefined;
+  private willTimer: LongTimer | undefined;
+  private expiryTimer: LongTimer | undefined;
   private nextPacketId = 1;
   private readonly sharedSinks = new Map<string, SharedSink>();
   private ended = false;
@@ -324,8 +325,7 @@ export class Session implements ConsumerSink {
       return;
     }
     this.will = will;
-    this.willTimer = setTimeout(() => this.fireWill(), delaySeconds * 1000);
-    this.willTimer.unref();
+    this.willTimer = setLongTimeout(() => this.fireWill(), delaySeconds * 1000);
   }
 
   private fireWill(): void {
@@ -338,15 +338,14 @@ export class Session implements ConsumerSink {
   /** Starts the Session Expiry countdown for an offline session [MQTT-3.1.2-23]. */
   scheduleExpiry(onExpire: () => void): void {
     if (this.expiryInterval === 0xffffffff) return;
-    this.expiryTimer = setTimeout(onExpire, this.expiryInterval * 1000);
-    this.expiryTimer.unref();
+    this.expiryTimer = setLongTimeout(onExpire, this.expiryInterval * 1000);
   }
 
   private cancelTimers(): void {
-    if (this.willTimer) clearTimeout(this.willTimer);
+    this.willTimer?.cancel();
     this.willTimer = undefined;
     this.will = undefined;
-    if (this.expiryTimer) clearTimeout(this.expiryTimer);
+    this.expiryTimer?.cancel();
     this.expiryTimer = undefined;
   }
 
@@ -358,7 +357,7 @@ export class Session implements ConsumerSink {
     if (this.ended) return;
     this.ended = true;
     if (this.willTimer) {
-      clearTimeout(this.willTimer);
+      this.willTimer.cancel();
       this.fireWill();
     }
     this.cancelTimers();
