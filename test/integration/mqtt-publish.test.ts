@@ -262,6 +262,26 @@ describe('MQTT PUBLISH', () => {
       assert.equal(r.count(5), 2, 'the first two were accepted with PUBREC');
     });
 
+    test(
+      '[MQTT-3.3.4-7] a QoS 2 PUBLISH reusing a pending id without DUP counts against Receive Maximum; with DUP it is a retransmission',
+      T,
+      async (t) => {
+        const h = await harness(t, { mqtt: { receiveMaximum: 2 } });
+        const r = await h.raw();
+        r.send(connectPacket({ v: 5, clientId: 'id-reuse' }));
+        assert.equal((await r.next(2)).body[1], 0);
+        for (const id of [1, 2]) r.send(publishPacket({ v: 5, topic: 'flow/in', payload: `m${id}`, qos: 2, id }));
+        // A retransmission of id 1 with DUP is acknowledged again, not refused.
+        r.send(publishPacket({ v: 5, topic: 'flow/in', payload: 'm1', qos: 2, id: 1, dup: true }));
+        await waitFor(() => r.count(5) === 3, 5000, 'three PUBRECs');
+        // The Paho suite's test_flow_control2: id 1 again without DUP, over the limit.
+        r.send(publishPacket({ v: 5, topic: 'flow/in', payload: 'm3', qos: 2, id: 1 }));
+        const disconnect = await r.next(14);
+        assert.equal(disconnect.body[0], 0x93);
+        await r.waitClosed();
+      },
+    );
+
     for (const v of VERSIONS) {
       const how = v === 5 ? 'the client’s Receive Maximum (2)' : 'mqtt.maxInflightMessages (2)';
       test(`[MQTT-3.3.4-9] ${name(v)}: no more than ${how} unacknowledged QoS 1 messages are sent`, T, async (t) => {

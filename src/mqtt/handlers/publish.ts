@@ -34,15 +34,17 @@ export function handlePublish(c: MqttConnection, p: PublishPacket): Promise<void
   if (p.retain && !s.retainAvailable)
     throw new MqttError(RC.RETAIN_NOT_SUPPORTED, 'retain not available', 'MQTT-3.2.2-14');
 
-  if (p.qos === 2 && session.inboundQos2.has(p.packetId!)) {
-    // [MQTT-4.3.3-9]: a retransmitted QoS 2 PUBLISH before PUBREL is acknowledged, not delivered again.
+  const pendingQos2 = p.qos === 2 && session.inboundQos2.has(p.packetId!);
+  // [MQTT-3.3.4-7]: more unacknowledged QoS 1/2 PUBLISH than our Receive Maximum → 0x93. A
+  // retransmission (DUP) of a QoS 2 message awaiting PUBREL is not a new one; the same id
+  // without DUP is a new PUBLISH reusing an id in use, and counts (as Mosquitto counts it).
+  if (p.qos > 0 && !(pendingQos2 && p.dup) && inFlightIn(c) >= s.receiveMaximum) {
+    throw new MqttError(RC.RECEIVE_MAXIMUM_EXCEEDED, 'client exceeded Receive Maximum', 'MQTT-3.3.4-7');
+  }
+  if (pendingQos2) {
+    // [MQTT-4.3.3-9]: a QoS 2 PUBLISH whose id awaits PUBREL is acknowledged, not delivered again.
     c.sendPacket({ type: 5, packetId: p.packetId!, reasonCode: 0 });
     return;
-  }
-  if (p.qos > 0) {
-    if (inFlightIn(c) >= s.receiveMaximum) {
-      throw new MqttError(RC.RECEIVE_MAXIMUM_EXCEEDED, 'client exceeded Receive Maximum', 'MQTT-3.3.4-7');
-    }
   }
   if (v5 && p.properties?.payloadFormatIndicator === 1 && !isUtf8Payload(p.payload)) {
     // [MQTT-3.3.2-4] payload is not UTF-8 as announced: 0x99.
