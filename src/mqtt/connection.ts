@@ -181,7 +181,10 @@ export class MqttConnection implements SessionOutput, Sweepable, FlowParty {
       case 14:
         return handleDisconnect(this, p);
       case 1:
-        throw new MqttError(RC.PROTOCOL_ERROR, 'second CONNECT', 'MQTT-3.1.0-2');
+        // [MQTT-3.1.0-2]: close. 5.0 §4.13.1 allows only a CONNACK for an error in a CONNECT, and
+        // after CONNACK a DISCONNECT racing the close can hang clients that read the socket from
+        // two threads (the Paho interoperability client does), so the close is silent.
+        throw new MqttError(RC.PROTOCOL_ERROR, 'second CONNECT', 'MQTT-3.1.0-2', false);
       case 15:
         // No enhanced authentication method was agreed at CONNECT [MQTT-4.12.0-1].
         throw new MqttError(RC.PROTOCOL_ERROR, 'AUTH without an authentication method', 'MQTT-4.12.0-1');
@@ -287,7 +290,7 @@ export class MqttConnection implements SessionOutput, Sweepable, FlowParty {
     });
     this.ctx.events.emit('clientError', this.client, err);
     if (this.state === 'connected') {
-      this.close(code);
+      this.close(err instanceof MqttError && !err.sendDisconnect ? undefined : code);
     } else {
       // Failures before CONNACK: 5.0 answers CONNACK with the reason code; 3.1.1 only for the
       // codes it has (unsupported level → 0x01 [MQTT-3.1.2-2]), else just closes.

@@ -90,6 +90,8 @@ export class MqttError extends Error {
     readonly reasonCode: number,
     message: string,
     readonly statement?: string,
+    /** false: close without a DISCONNECT even in 5.0 (an error in a CONNECT, 5.0 §4.13.1). */
+    readonly sendDisconnect = true,
   ) {
     super(message);
     this.name = 'MqttError';
