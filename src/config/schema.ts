@@ -168,10 +168,10 @@ export const SCHEMA = {
     maxKeepAlive: int(U16, 0, U16, 'cap on client keep-alive (s); asking for more, or 0, gets Server Keep Alive (5.0)'),
     maxPacketSize: int(MAX_PACKET, 20, MAX_PACKET, 'largest packet after CONNECT (bytes); sent as Maximum Packet Size'),
     maxPacketSizeUnauthenticated: int(65536, 20, MAX_PACKET, 'largest CONNECT packet accepted (bytes)'),
-    // 32768, half the packet-id space: it bounds the QoS 2 state one client can make us hold, and
-    // stays far above what clients use. Not small like Mosquitto's 20: mqtt.js does not honour
-    // Receive Maximum, so its QoS 2 bursts would be disconnected with 0x93.
-    receiveMaximum: int(32768, 1, U16, 'QoS 1/2 publishes a client may have unacknowledged towards the broker'),
+    // 1024: bounds the QoS 2 state one client can make us hold. Above Mosquitto's 20, EMQX's 32
+    // and HiveMQ's 10, because mqtt.js does not honour Receive Maximum and its QoS 2 bursts get
+    // 0x93 past it; small enough that a client overrunning it hears so quickly.
+    receiveMaximum: int(1024, 1, U16, 'QoS 1/2 publishes a client may have unacknowledged towards the broker'),
     maxInflightMessages: int(1000, 1, U16, 'QoS 1/2 deliveries in flight to a client (and ≤ its Receive Maximum)'),
     maxQueuedMessages: int(0, 0, I32, 'session queue length past which new QoS 1/2 messages drop; 0 = unlimited'),
     maxQos: int(2, 0, 2, 'highest QoS granted; sent as Maximum QoS'),

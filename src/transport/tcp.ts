@@ -5,6 +5,14 @@ import { isLoopbackAddress } from '../util/byte-connection.js';
 let nextConnId = 1;
 
 /**
+ * After a close the broker started (DISCONNECT with an error, a refusal), the socket stays
+ * half-open this long so the peer can read what was sent before it, and what it still writes
+ * (say, PUBRELs for a burst of PUBRECs) is read and dropped instead of met with a reset. A peer
+ * that never closes its side is cut off then.
+ */
+export const CLOSE_LINGER_MS = 10_000;
+
+/**
  * A net.Socket (plain or TLS) as a ByteConnection. Writes made during one event-loop turn are
  * corked and leave in one writev when the turn ends.
  */
@@ -78,7 +86,7 @@ export class SocketConnection implements ByteConnection {
     this.flush();
     this.socket.end();
     // A peer that never reads must not keep the socket (and the broker's stop) alive.
-    const timer = setTimeout(() => this.socket.destroy(), 2000).unref();
+    const timer = setTimeout(() => this.socket.destroy(), CLOSE_LINGER_MS).unref();
     this.socket.once('close', () => clearTimeout(timer));
   }
 

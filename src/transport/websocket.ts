@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream';
 import { type WebSocket, WebSocketServer } from 'ws';
 import type { ByteConnection, ByteConnectionHandlers, TransportKind } from '../util/byte-connection.js';
 import { isLoopbackAddress } from '../util/byte-connection.js';
-import { listenServer, type OpenListener } from './tcp.js';
+import { CLOSE_LINGER_MS, listenServer, type OpenListener } from './tcp.js';
 
 /** MQTT over WebSocket subprotocols (MQTT 5.0 §6: "mqtt"; 3.1 clients used "mqttv3.1"). */
 const MQTT_SUBPROTOCOLS = ['mqtt', 'mqttv3.1'];
@@ -91,7 +91,7 @@ class WebSocketConnection implements ByteConnection {
   end(): void {
     this.flush();
     this.ws.close();
-    const timer = setTimeout(() => this.ws.terminate(), 2000).unref();
+    const timer = setTimeout(() => this.ws.terminate(), CLOSE_LINGER_MS).unref();
     this.ws.once('close', () => clearTimeout(timer));
   }
 

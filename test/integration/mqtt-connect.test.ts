@@ -264,11 +264,11 @@ describe('MQTT CONNECT', () => {
   });
 
   describe('CONNACK properties (MQTT 5.0)', () => {
-    test('the defaults: Receive Maximum 32768, Topic Alias Maximum 1024, everything else available', T, async (t) => {
+    test('the defaults: Receive Maximum 1024, Topic Alias Maximum 1024, everything else available', T, async (t) => {
       const h = await harness(t);
       const p = (await h.open({ protocolVersion: 5 })).connack.properties ?? {};
       assert.equal(p.topicAliasMaximum, 1024);
-      assert.equal(p.receiveMaximum, 32768);
+      assert.equal(p.receiveMaximum, 1024);
       assert.equal(p.maximumQoS ?? 2, 2);
       assert.equal(p.retainAvailable ?? true, true);
       assert.equal(p.wildcardSubscriptionAvailable ?? true, true);

@@ -67,7 +67,7 @@ describe('config defaults', () => {
     assert.equal(c.mqtt.maxKeepAlive, 65535);
     assert.equal(c.mqtt.maxPacketSize, 268435455);
     assert.equal(c.mqtt.maxPacketSizeUnauthenticated, 65536);
-    assert.equal(c.mqtt.receiveMaximum, 32768);
+    assert.equal(c.mqtt.receiveMaximum, 1024);
     assert.equal(c.mqtt.maxInflightMessages, 1000);
     assert.equal(c.mqtt.maxQueuedMessages, 0);
     assert.equal(c.mqtt.maxQos, 2);
