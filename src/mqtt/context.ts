@@ -112,7 +112,6 @@ export class MqttContext {
   forget(party: FlowParty): void {
     this.held.delete(party);
     this.relieve(party);
-    this.stuck.delete(party);
   }
 
   private releaseAll(): void {

@@ -39,8 +39,11 @@ export interface PublishContext {
   now: number;
 }
 
-/** Builds the core message for an inbound PUBLISH. `payload` must be a buffer the message may own. */
-export function publishToMessage(p: PublishPacket, topic: string, payload: Buffer, ctx: PublishContext): Message {
+/**
+ * Builds the core message for an inbound PUBLISH whose topic is already `routingKey`
+ * (`topicToKey`, computed once by the caller). `payload` must be a buffer the message may own.
+ */
+export function publishToMessage(p: PublishPacket, routingKey: string, payload: Buffer, ctx: PublishContext): Message {
   const props = p.properties;
   let properties: MessageProperties;
   let expiresAt: number | undefined;
@@ -65,7 +68,7 @@ export function publishToMessage(p: PublishPacket, topic: string, payload: Buffe
   return createMessage({
     vhost: ctx.vhost,
     exchange: ctx.exchange,
-    routingKey: topicToKey(topic),
+    routingKey,
     body: payload,
     properties,
     ...(annotations && { annotations }),

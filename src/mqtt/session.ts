@@ -409,7 +409,7 @@ class SharedSink implements ConsumerSink {
     if (!out) return false;
     const p = this.planFor(msg);
     if (p.qos > 0) return false;
-    if (out.bufferedBytes > 0 && out.bufferedBytes > OUTPUT_HIGH_WATER) return false;
+    if (out.bufferedBytes > OUTPUT_HIGH_WATER) return false;
     if (!isExpired(msg, Date.now())) out.sendPublish(msg, 0, p.retain, false, undefined, p.ids);
     return true;
   }

@@ -19,13 +19,13 @@ export function publishWill(ctx: MqttContext, vhost: string, clientId: string, w
       payload,
       ...(will.properties && { properties: will.properties }),
     },
-    will.topic,
+    topicToKey(will.topic),
     payload,
     { vhost, exchange: ctx.settings.topicExchange, publisherId: clientId, now },
   );
   try {
     if (will.retain && ctx.settings.retainAvailable) {
-      ctx.core.retained(vhost).set(topicToKey(will.topic), payload.length === 0 ? null : msg);
+      ctx.core.retained(vhost).set(msg.routingKey, payload.length === 0 ? null : msg);
     }
     ctx.core.publish(msg);
     ctx.log.debug('will published', { clientId, topic: will.topic });

@@ -53,8 +53,9 @@ export function handlePublish(c: MqttConnection, p: PublishPacket): Promise<void
     return;
   }
 
+  const key = topicToKey(topic);
   const access = ctx.core.access;
-  if (access && !access.canPublish(c.subject(), s.topicExchange, topicToKey(topic))) {
+  if (access && !access.canPublish(c.subject(), s.topicExchange, key)) {
     deny(c, p, topic);
     return;
   }
@@ -67,7 +68,7 @@ export function handlePublish(c: MqttConnection, p: PublishPacket): Promise<void
       (ok) => {
         if (p.qos > 0) c.inboundUnacked--;
         if (ok === false) deny(c, p, topic);
-        else route(c, p, topic, payload);
+        else route(c, p, topic, key, payload);
       },
       () => {
         if (p.qos > 0) c.inboundUnacked--;
@@ -76,7 +77,7 @@ export function handlePublish(c: MqttConnection, p: PublishPacket): Promise<void
     );
   }
   // Copy once at the point of retention (STYLE habit 6): the decoded payload is a view.
-  route(c, p, topic, Buffer.from(p.payload));
+  route(c, p, topic, key, Buffer.from(p.payload));
   return undefined;
 }
 
@@ -101,18 +102,18 @@ function ack(c: MqttConnection, p: PublishPacket, reasonCode: number): void {
   }
 }
 
-function route(c: MqttConnection, p: PublishPacket, topic: string, payload: Buffer): void {
+function route(c: MqttConnection, p: PublishPacket, topic: string, key: string, payload: Buffer): void {
   if (c.state !== 'connected') return;
   const { ctx } = c;
   const vhost = c.session!.vhost;
   const exchange = ctx.settings.topicExchange;
-  const msg = publishToMessage(p, topic, payload, { vhost, exchange, publisherId: c.clientId, now: Date.now() });
+  const msg = publishToMessage(p, key, payload, { vhost, exchange, publisherId: c.clientId, now: Date.now() });
   ctx.stats.messagesIn++;
   let queues = 0;
   try {
     if (p.retain) {
       // [MQTT-3.3.1-5..7]: store or replace; an empty payload removes the retained message.
-      ctx.core.retained(vhost).set(topicToKey(topic), payload.length === 0 ? null : msg);
+      ctx.core.retained(vhost).set(key, payload.length === 0 ? null : msg);
     }
     queues = ctx.core.publish(msg).queues;
   } catch (err) {
