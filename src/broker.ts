@@ -3,6 +3,8 @@
  * that knows every layer; each layer below knows only the ones under it (DESIGN.md).
  */
 import { EventEmitter } from 'node:events';
+import { AmqpConnection } from './amqp091/connection.js';
+import { AmqpContext } from './amqp091/context.js';
 import { Acl } from './auth/acl.js';
 import { UserDb } from './auth/users.js';
 import { type BraidConfig, type BraidConfigInput, validateConfig } from './config/schema.js';
@@ -15,6 +17,7 @@ import { listenTcp, type OpenListener } from './transport/tcp.js';
 import { listenWebSocket } from './transport/websocket.js';
 import type { ByteConnection } from './util/byte-connection.js';
 import { createLogger, type Logger } from './util/log.js';
+import { packageVersion } from './util/version.js';
 
 export type ListenerName = 'mqtt' | 'ws' | 'mqtts' | 'wss' | 'amqp' | 'amqps' | 'http';
 
@@ -51,6 +54,7 @@ export class Broker extends EventEmitter implements MqttHooks {
   authorizePublish?: MqttHooks['authorizePublish'];
   authorizeSubscribe?: MqttHooks['authorizeSubscribe'];
   private readonly mqtt: MqttContext;
+  private readonly amqp: AmqpContext;
   private readonly openListeners: Array<{ address: ListenerAddress; close(): Promise<void> }> = [];
   private state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
 
@@ -92,6 +96,8 @@ export class Broker extends EventEmitter implements MqttHooks {
       maxClientIdLength: m.maxClientIdLength,
     };
     this.core.ensureVHost(m.vhost);
+    // A vhost that a configured user belongs to exists from the start (there is no API to create one yet).
+    for (const u of a.users) if (u.vhost !== undefined) this.core.ensureVHost(u.vhost);
     if (a.aclFile !== undefined) {
       let acl: Acl;
       try {
@@ -103,6 +109,7 @@ export class Broker extends EventEmitter implements MqttHooks {
       this.core.access = acl;
     }
     this.mqtt = new MqttContext(this.core, settings, users, this.log.child('mqtt'), this, this);
+    this.amqp = new AmqpContext(this.core, { ...this.config.amqp }, users, this.log.child('amqp'), packageVersion());
   }
 
   /** Every opened listener with its actual port (ephemeral ports resolved). */
@@ -120,6 +127,7 @@ export class Broker extends EventEmitter implements MqttHooks {
     const L = this.config.listeners;
     try {
       this.mqtt.start();
+      this.amqp.start();
       if (L.mqtt) {
         const l = await this.open(
           'mqtt',
@@ -136,10 +144,17 @@ export class Broker extends EventEmitter implements MqttHooks {
         );
         this.add('ws', l, L.ws.path);
       }
+      if (L.amqp) {
+        const l = await this.open(
+          'amqp',
+          listenTcp(L.amqp, (c) => this.acceptAmqp(c)),
+          L.amqp.port,
+        );
+        this.add('amqp', l);
+      }
       for (const name of ['mqtts', 'wss', 'amqps'] as const) {
         if (L[name]) this.log.warn(`listener ${name} is configured but TLS listeners are not built yet; not opened`);
       }
-      if (L.amqp) this.log.warn('AMQP 0-9-1 is not built yet; listener amqp not opened');
       if (L.http) {
         const http = await this.open(
           'http',
@@ -185,18 +200,30 @@ export class Broker extends EventEmitter implements MqttHooks {
   }
 
   private acceptMqtt(conn: ByteConnection): void {
-    if (this.state !== 'running' && this.state !== 'starting') {
-      conn.destroy();
-      return;
-    }
-    const max = this.config.limits.maxConnections;
-    if (max > 0 && this.mqtt.stats.connections >= max) {
-      this.log.warn('connection refused: limits.maxConnections reached', { remote: conn.remoteAddress, max });
-      conn.destroy();
-      return;
-    }
+    if (!this.admit(conn)) return;
     new MqttConnection(this.mqtt, conn);
     this.emit('connection', { id: conn.id, transport: conn.transport, remoteAddress: conn.remoteAddress });
+  }
+
+  private acceptAmqp(conn: ByteConnection): void {
+    if (!this.admit(conn)) return;
+    new AmqpConnection(this.amqp, conn);
+    this.emit('connection', { id: conn.id, transport: conn.transport, remoteAddress: conn.remoteAddress });
+  }
+
+  /** Running, and below `limits.maxConnections` over every protocol. */
+  private admit(conn: ByteConnection): boolean {
+    if (this.state !== 'running' && this.state !== 'starting') {
+      conn.destroy();
+      return false;
+    }
+    const max = this.config.limits.maxConnections;
+    if (max > 0 && this.mqtt.stats.connections + this.amqp.stats.connections >= max) {
+      this.log.warn('connection refused: limits.maxConnections reached', { remote: conn.remoteAddress, max });
+      conn.destroy();
+      return false;
+    }
+    return true;
   }
 
   async stop(): Promise<void> {
@@ -205,8 +232,12 @@ export class Broker extends EventEmitter implements MqttHooks {
     for (const c of this.mqtt.connections) {
       if (c instanceof MqttConnection) c.serverShutdown();
     }
+    for (const c of this.amqp.connections) {
+      if (c instanceof AmqpConnection) c.serverShutdown();
+    }
     await this.closeAll();
     this.mqtt.stop();
+    this.amqp.stop();
     this.state = 'stopped';
     this.log.info('broker stopped');
   }

@@ -5,32 +5,17 @@
  * Exit codes: 0 ok; 1 the broker could not start (port in use, ...) or failed later;
  * 2 usage or config errors. Every error is one line `braid: <message>` on stderr.
  */
-import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+
 import { Command, CommanderError } from 'commander';
 import { stringify } from 'yaml';
 import { loadConfig } from '../config/load.js';
 import { ConfigError, SCHEMA } from '../config/schema.js';
+import { packageVersion } from '../util/version.js';
 
 const EXIT_START_FAILED = 1;
 const EXIT_USAGE = 2;
 
-/** The package version, from the nearest package.json named braid above this module. */
-export function packageVersion(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    try {
-      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
-      if (pkg.name === 'braid' && pkg.version) return pkg.version;
-    } catch {
-      // not here; look one level up
-    }
-    const up = dirname(dir);
-    if (up === dir) return '0.0.0';
-    dir = up;
-  }
-}
+export { packageVersion };
 
 interface ConfigOptions {
   config?: string;

@@ -189,7 +189,19 @@ export const SCHEMA = {
     // [MQTT-3.1.3-5]: a server must accept client ids of 1 to 23 characters, so the cap starts there.
     maxClientIdLength: int(U16, 23, U16, 'longest client id accepted (characters)'),
   }),
-  amqp: section('AMQP 0-9-1 and 1.0 protocol settings (none yet).', {}),
+  amqp: section('AMQP 0-9-1 protocol settings (RabbitMQ defaults).', {
+    heartbeat: int(60, 0, U16, 'heartbeat interval offered in connection.tune (s); 0 = none'),
+    frameMax: int(131072, 4096, I32, 'largest frame offered in connection.tune (bytes)'),
+    channelMax: int(2047, 1, U16, 'channels a connection may open, offered in connection.tune'),
+    maxMessageSize: int(134217728, 1, 536870912, 'largest message body accepted (bytes); larger closes the channel'),
+    consumerTimeout: int(
+      1800000,
+      0,
+      MAX_SAFE,
+      'a delivery unacknowledged this long closes its channel (ms); 0 = never',
+    ),
+    handshakeTimeout: int(10000, 100, 600000, 'a connection that has not opened a vhost within this many ms is closed'),
+  }),
   auth: section('Authentication.', {
     allowAnonymous: oneOf(
       [true, false, 'loopback'],

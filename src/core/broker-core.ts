@@ -15,14 +15,22 @@
  * (a consumer's `deliver` may publish again, synchronously); queues and exchanges carry an epoch
  * mark instead of being put in a Set. The visitor is one bound function, not a closure per
  * message. A message reached through a single binding gets that binding's shared `[binding]`.
+ * Results come from shared frozen objects; only a publish that several queues rejected beyond
+ * the cached range allocates one.
+ *
+ * Dead-lettered messages (queue/dlx.ts) are routed the same way from the queue's dead-letter
+ * exchange, skipping queues that would close a dead-letter cycle. Direct reply-to pseudo-queues
+ * (`amq.rabbitmq.reply-to.*`) are looked up only when the default exchange finds no queue.
  */
+import { randomBytes } from 'node:crypto';
 import { createLogger, type Logger } from '../util/log.js';
 import type { AccessControl } from './access.js';
 import { CoreError, describe, notFound } from './errors.js';
 import type { Exchange } from './exchange/exchange.js';
 import { matchedAlone } from './exchange/exchange.js';
-import type { Message } from './message.js';
-import type { Queue } from './queue/queue.js';
+import type { HeaderValue, Message } from './message.js';
+import { ccKeys, type DeadLetterReason, deadLetterMessage, isDeathCycle, xDeath } from './queue/dlx.js';
+import { OfferResults, type Queue } from './queue/queue.js';
 import type { RetainedStore } from './retained.js';
 import type { Binding, BindingArgs, ExchangeKind, ExchangeOptions, QueueOptions, RouteResult } from './types.js';
 import { VHost } from './vhost.js';
@@ -41,7 +49,7 @@ export {
   type MessageInit,
   type MessageProperties,
 } from './message.js';
-export type { Queue } from './queue/queue.js';
+export type { ConsumeOptions, DeadLetterReason, OverflowMode, Queue, QueueType } from './queue/queue.js';
 export type { RetainedStore } from './retained.js';
 export {
   type Binding,
@@ -58,6 +66,16 @@ export {
 export type { VHost } from './vhost.js';
 
 export const DEFAULT_VHOST = '/';
+/** Routing-key prefix of direct reply-to pseudo-queues (https://www.rabbitmq.com/docs/direct-reply-to). */
+export const REPLY_TO_PREFIX = 'amq.rabbitmq.reply-to.';
+
+/** A registered direct reply-to consumer. */
+export interface ReplyToHandle {
+  /** The pseudo-queue name, `amq.rabbitmq.reply-to.<token>`, to put in `reply_to`. */
+  readonly name: string;
+  /** Unregisters it; later publishes to the name are unroutable. */
+  close(): void;
+}
 
 /** Reused per-publish state for one nesting level of `publish`. */
 class RouteScratch {
@@ -71,10 +89,17 @@ class RouteScratch {
 }
 
 // Shared results for small counts: a publish allocates no RouteResult in the common case.
-const RESULTS: readonly RouteResult[] = Array.from({ length: 64 }, (_, i) => Object.freeze({ queues: i }));
-function result(n: number): RouteResult {
-  return n < RESULTS.length ? RESULTS[n]! : { queues: n };
+const RESULTS: readonly RouteResult[] = Array.from({ length: 64 }, (_, i) => Object.freeze({ queues: i, rejected: 0 }));
+const REJECTED_RESULTS: readonly (readonly RouteResult[])[] = Array.from({ length: 8 }, (_, q) =>
+  Array.from({ length: 8 }, (_, r) => Object.freeze({ queues: q, rejected: r })),
+);
+function result(n: number, rejected: number): RouteResult {
+  if (rejected === 0) return n < RESULTS.length ? RESULTS[n]! : { queues: n, rejected: 0 };
+  return n < 8 && rejected < 8 ? REJECTED_RESULTS[n]![rejected]! : { queues: n, rejected };
 }
+const { taken: TAKEN, rejected: REJECTED } = OfferResults;
+/** Dead-letter cycles already logged (RabbitMQ logs each cycle once); bounded. */
+const MAX_LOGGED_CYCLES = 1000;
 
 export class BrokerCore {
   readonly stats = { published: 0, routed: 0, unroutable: 0, dropped: 0 };
@@ -90,6 +115,37 @@ export class BrokerCore {
   private curVHost: VHost | undefined;
   private curEpoch = 0;
   private curMatched = false;
+  /** Set while routing with sender-selected keys: a binding may be visited more than once. */
+  private curDedup = false;
+  private readonly loggedCycles = new Set<string>();
+  /** VHost hook: republishes a message that died in `queue` (rabbit_dead_letter:publish/5). */
+  private readonly deadLetterHook = (queue: Queue, msg: Message, reason: DeadLetterReason): void => {
+    const vh = this.vhosts.get(queue.vhost);
+    const xName = queue.deadLetterExchange;
+    if (vh === undefined || xName === undefined) return;
+    const x = vh.exchanges.get(xName);
+    if (x === undefined) {
+      this.log.debug('dead-letter exchange missing, message dropped', {
+        vhost: vh.name,
+        queue: queue.name,
+        exchange: xName,
+        reason,
+      });
+      return;
+    }
+    const dlrk = queue.deadLetterRoutingKey;
+    const dl = deadLetterMessage(msg, reason, queue.name, xName, dlrk, Date.now());
+    // rabbit_dead_letter:detect_cycles/3: rejections never form a cycle.
+    const deaths = reason === 'rejected' ? undefined : xDeath(dl.properties.headers);
+    // Without x-dead-letter-routing-key, all the message's routing keys (CC included) are used.
+    const cc = dlrk === undefined ? ccKeys(msg) : undefined;
+    try {
+      if (x.isDefault) this.publishDefault(vh, dl, deaths);
+      else this.route(vh, x, dl, deaths, cc);
+    } catch (err) {
+      this.log.error('dead-lettering failed', { vhost: vh.name, queue: queue.name, error: err });
+    }
+  };
   private readonly visit = (b: Binding): void => {
     this.curMatched = true;
     const s = this.cur!;
@@ -114,6 +170,7 @@ export class BrokerCore {
     }
     const i = q.routeSlot;
     const more = s.more[i];
+    if (this.curDedup && (s.first[i] === b || more?.includes(b))) return;
     if (more === undefined) s.more[i] = [s.first[i]!, b];
     else more.push(b);
   };
@@ -131,7 +188,7 @@ export class BrokerCore {
   ensureVHost(name: string): VHost {
     let vh = this.vhosts.get(name);
     if (vh === undefined) {
-      vh = new VHost(name, this.log);
+      vh = new VHost(name, this.log, { deadLetter: this.deadLetterHook });
       this.vhosts.set(name, vh);
       this.log.info('vhost created', { vhost: name });
     }
@@ -159,8 +216,11 @@ export class BrokerCore {
     return this.vhosts.get(vhost)?.queues.get(name);
   }
 
-  /** Returns the number of ready messages dropped; removes the bindings; cancels the consumers. */
-  deleteQueue(vhost: string, name: string, opts?: { ifUnused?: boolean; ifEmpty?: boolean }): number {
+  /**
+   * Returns the number of ready messages dropped; removes the bindings; cancels the consumers.
+   * With `owner`, an exclusive queue of another connection is 405.
+   */
+  deleteQueue(vhost: string, name: string, opts?: { ifUnused?: boolean; ifEmpty?: boolean; owner?: string }): number {
     return this.requireVHost(vhost).deleteQueue(name, opts);
   }
 
@@ -175,6 +235,7 @@ export class BrokerCore {
    * Binding the same (exchange, queue, key, args) again returns the existing binding. With
    * `replaceArgs`, an existing (exchange, queue, key) binding gets the new args in place of a
    * second binding (MQTT re-subscribe, [MQTT-3.8.4-3]); the returned object is the new binding.
+   * With `owner`, binding an exclusive queue of another connection is 405.
    */
   bindQueue(
     vhost: string,
@@ -182,14 +243,24 @@ export class BrokerCore {
     exchange: string,
     bindingKey: string,
     args?: BindingArgs,
-    opts?: { noDollarWildcard?: boolean; replaceArgs?: boolean },
+    opts?: { noDollarWildcard?: boolean; replaceArgs?: boolean; owner?: string },
   ): Binding {
     return this.requireVHost(vhost).bind('queue', queue, exchange, bindingKey, args, opts);
   }
 
-  /** With `args` undefined, removes the binding(s) with that key whatever their args (MQTT unsubscribe). */
-  unbindQueue(vhost: string, queue: string, exchange: string, bindingKey: string, args?: BindingArgs): boolean {
-    return this.requireVHost(vhost).unbind('queue', queue, exchange, bindingKey, args);
+  /**
+   * With `args` undefined, removes the binding(s) with that key whatever their args (MQTT
+   * unsubscribe). False when there was no such binding (AMQP still answers unbind-ok).
+   */
+  unbindQueue(
+    vhost: string,
+    queue: string,
+    exchange: string,
+    bindingKey: string,
+    args?: BindingArgs,
+    opts?: { owner?: string },
+  ): boolean {
+    return this.requireVHost(vhost).unbind('queue', queue, exchange, bindingKey, args, opts);
   }
 
   /** AMQP exchange.bind: messages routed by `source` with a matching key flow on to `destination`. */
@@ -209,8 +280,38 @@ export class BrokerCore {
     return this.requireVHost(vhost).retained;
   }
 
-  /** Routes `msg` through `msg.exchange` in `msg.vhost`; returns how many queues took it. */
-  publish(msg: Message): RouteResult {
+  /**
+   * Direct reply-to: registers `deliver` under a fresh unguessable pseudo-queue name. A publish to
+   * the default exchange with that routing key calls `deliver` (false = the consumer cannot take
+   * it: dropped, 0 queues); once closed the name is unroutable.
+   */
+  registerReplyTo(vhost: string, deliver: (msg: Message) => boolean): ReplyToHandle {
+    const vh = this.requireVHost(vhost);
+    let name: string;
+    do name = REPLY_TO_PREFIX + randomBytes(18).toString('base64url');
+    while (vh.replyTo.has(name));
+    vh.replyTo.set(name, deliver);
+    return {
+      name,
+      close: () => {
+        if (vh.replyTo.get(name) === deliver) vh.replyTo.delete(name);
+      },
+    };
+  }
+
+  /** Whether a direct reply-to name is live (queue.declare of it answers 0 messages, 1 consumer). */
+  replyToExists(vhost: string, name: string): boolean {
+    return this.vhosts.get(vhost)?.replyTo.has(name) ?? false;
+  }
+
+  /**
+   * Routes `msg` through `msg.exchange` in `msg.vhost`; returns how many queues took it and how
+   * many rejected it (x-overflow reject-publish). `ccKeys` are sender-selected extra routing keys
+   * (the AMQP `CC` and `BCC` headers, https://www.rabbitmq.com/docs/sender-selected): the message
+   * is routed with its own key and each of these, and each queue still gets it once. The adapter
+   * removes `BCC` from the message before calling.
+   */
+  publish(msg: Message, ccKeys?: readonly string[]): RouteResult {
     const vh = this.requireVHost(msg.vhost);
     const x = vh.exchanges.get(msg.exchange);
     if (x === undefined) throw notFound('exchange', msg.exchange, msg.vhost);
@@ -218,8 +319,25 @@ export class BrokerCore {
       throw new CoreError('ACCESS_REFUSED', `cannot publish to internal ${describe('exchange', x.name, vh.name)}`);
     }
     this.stats.published++;
-    if (x.isDefault) return this.publishDefault(vh, msg);
+    if (ccKeys !== undefined && ccKeys.length > 0) {
+      if (x.isDefault) return this.publishDefaultCc(vh, msg, ccKeys);
+      return this.route(vh, x, msg, undefined, ccKeys);
+    }
+    if (x.isDefault) return this.publishDefault(vh, msg, undefined);
+    return this.route(vh, x, msg, undefined, undefined);
+  }
 
+  /**
+   * Routes through `x` and offers to each queue reached. `deaths` is set when dead-lettering for
+   * a reason other than `rejected`: queues that would close a cycle are skipped.
+   */
+  private route(
+    vh: VHost,
+    x: Exchange,
+    msg: Message,
+    deaths: readonly HeaderValue[] | undefined,
+    ccKeys: readonly string[] | undefined,
+  ): RouteResult {
     const s = (this.scratch[this.depth] ??= new RouteScratch());
     this.depth++;
     try {
@@ -233,7 +351,12 @@ export class BrokerCore {
       for (let w = 0; w < s.work.length; w++) {
         const ex = s.work[w]!;
         this.curMatched = false;
-        ex.type.route(msg, this.visit);
+        ex.type.route(msg, this.visit, msg.routingKey);
+        if (ccKeys !== undefined && ex.type.keyed) {
+          this.curDedup = true;
+          for (const key of ccKeys) ex.type.route(msg, this.visit, key);
+          this.curDedup = false;
+        }
         if (!this.curMatched && ex.alternateExchange !== undefined) {
           const ae = vh.exchanges.get(ex.alternateExchange);
           if (ae !== undefined && ae.routeEpoch !== epoch && !ae.isDefault) {
@@ -249,37 +372,97 @@ export class BrokerCore {
       const n = s.count;
       if (n === 0) {
         this.stats.unroutable++;
-        return result(0);
+        return RESULTS[0]!;
       }
       this.stats.routed++;
       let took = 0;
+      let rejected = 0;
       for (let i = 0; i < n; i++) {
         const q = s.queues[i]!;
         const matched = s.more[i] ?? matchedAlone(s.first[i]!);
         s.queues[i] = undefined;
         s.first[i] = undefined;
         s.more[i] = undefined;
-        if (q.offer(msg, matched)) took++;
-        else this.stats.dropped++;
+        if (deaths !== undefined && this.isCycle(q, deaths)) continue;
+        const r = q.offerRouted(msg, matched);
+        if (r === TAKEN) took++;
+        else {
+          this.stats.dropped++;
+          if (r === REJECTED) rejected++;
+        }
       }
-      return result(took);
+      return result(took, rejected);
     } finally {
       s.work.length = 0;
+      this.curDedup = false;
       this.depth--;
     }
   }
 
   /** The default exchange: every queue is bound by its own name (AMQP 0-9-1 §3.1.3.1). */
-  private publishDefault(vh: VHost, msg: Message): RouteResult {
+  private publishDefault(vh: VHost, msg: Message, deaths: readonly HeaderValue[] | undefined): RouteResult {
     const q = vh.queues.get(msg.routingKey);
     if (q === undefined) {
+      if (msg.routingKey.startsWith(REPLY_TO_PREFIX)) return this.publishReplyTo(vh, msg);
       this.stats.unroutable++;
-      return result(0);
+      return RESULTS[0]!;
+    }
+    if (deaths !== undefined && this.isCycle(q, deaths)) return RESULTS[0]!;
+    this.stats.routed++;
+    const r = q.offerRouted(msg, matchedAlone(q.defaultBinding));
+    if (r === TAKEN) return RESULTS[1]!;
+    this.stats.dropped++;
+    return r === REJECTED ? result(0, 1) : RESULTS[0]!;
+  }
+
+  /** The default exchange with sender-selected keys: each names a queue, each queue once. */
+  private publishDefaultCc(vh: VHost, msg: Message, ccKeys: readonly string[]): RouteResult {
+    let took = 0;
+    let rejected = 0;
+    let hit = 0;
+    const epoch = ++this.epoch;
+    for (let k = -1; k < ccKeys.length; k++) {
+      const key = k < 0 ? msg.routingKey : ccKeys[k]!;
+      const q = vh.queues.get(key);
+      if (q === undefined || q.routeEpoch === epoch) continue;
+      q.routeEpoch = epoch;
+      hit++;
+      const r = q.offerRouted(msg, matchedAlone(q.defaultBinding));
+      if (r === TAKEN) took++;
+      else {
+        this.stats.dropped++;
+        if (r === REJECTED) rejected++;
+      }
+    }
+    if (hit === 0) this.stats.unroutable++;
+    else this.stats.routed++;
+    return result(took, rejected);
+  }
+
+  private publishReplyTo(vh: VHost, msg: Message): RouteResult {
+    const deliver = vh.replyTo.get(msg.routingKey);
+    if (deliver === undefined) {
+      this.stats.unroutable++;
+      return RESULTS[0]!;
     }
     this.stats.routed++;
-    if (q.offer(msg, matchedAlone(q.defaultBinding))) return result(1);
+    if (deliver(msg)) return RESULTS[1]!;
     this.stats.dropped++;
-    return result(0);
+    return RESULTS[0]!;
+  }
+
+  /** A dead-letter cycle without a rejection: the message is not delivered to `q` (logged once). */
+  private isCycle(q: Queue, deaths: readonly HeaderValue[]): boolean {
+    if (!isDeathCycle(q.name, deaths)) return false;
+    const key = `${q.vhost}\0${q.name}`;
+    if (!this.loggedCycles.has(key) && this.loggedCycles.size < MAX_LOGGED_CYCLES) {
+      this.loggedCycles.add(key);
+      this.log.warn('dead-letter cycle without a rejection: message dropped (logged once per queue)', {
+        vhost: q.vhost,
+        queue: q.name,
+      });
+    }
+    return true;
   }
 
   private requireVHost(name: string): VHost {

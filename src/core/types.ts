@@ -92,4 +92,11 @@ export interface QueueAdmission {
 export interface RouteResult {
   /** Number of queues the message was enqueued in or delivered to directly. */
   readonly queues: number;
+  /**
+   * Number of queues that refused it because of `x-overflow: reject-publish` or
+   * `reject-publish-dlx`: an AMQP publisher confirm must then be a basic.nack (RabbitMQ
+   * `send_reject_publish`). A message that expired on arrival or that the queue's `admission`
+   * refused counts in neither.
+   */
+  readonly rejected: number;
 }

@@ -9,7 +9,18 @@ import type { Logger } from '../util/log.js';
 import { CoreError, describe, notFound } from './errors.js';
 import { createBinding, Exchange } from './exchange/exchange.js';
 import { isExchangeKind } from './exchange/registry.js';
-import { Queue, validateQueueArgs } from './queue/queue.js';
+import type { Message } from './message.js';
+import {
+  amqpTypeName,
+  argEqual,
+  argText,
+  checkServerNamed,
+  firstInequivalentArg,
+  queueTypeOf,
+  validateQueueProperties,
+} from './queue/args.js';
+import type { DeadLetterReason } from './queue/dlx.js';
+import { Queue, type QueueType, validateQueueArgs } from './queue/queue.js';
 import { type RetainedStore, TrieRetainedStore } from './retained.js';
 import type { Binding, BindingArgs, ExchangeKind, ExchangeOptions, QueueOptions } from './types.js';
 
@@ -31,6 +42,14 @@ export interface BindOptions {
   noDollarWildcard?: boolean;
   /** MQTT re-subscribe: replace the args of the existing (source, destination, key) binding. */
   replaceArgs?: boolean;
+  /** The connection binding: an exclusive destination queue must be its own (405 otherwise). */
+  owner?: string;
+}
+
+/** What a vhost asks of the broker around it. */
+export interface VHostHooks {
+  /** Republishes a message that died in `queue` to that queue's dead-letter exchange. */
+  deadLetter?: (queue: Queue, message: Message, reason: DeadLetterReason) => void;
 }
 
 /** Strict structural equality of argument values, for binding identity and redeclare checks. */
@@ -73,11 +92,15 @@ function inequivalent(
   );
 }
 
-/** First differing key of two argument tables, or undefined when they are equal. */
-function firstArgDifference(a: Readonly<Record<string, unknown>>, b: Readonly<Record<string, unknown>>) {
-  for (const k of Object.keys(a)) if (!sameValue(a[k], b[k])) return k;
-  for (const k of Object.keys(b)) if (!Object.hasOwn(a, k) && b[k] !== undefined) return k;
-  return undefined;
+/**
+ * `rabbit_exchange_type:assert_args_equivalence/2`: "The only arg we care about is
+ * alternate-exchange"; other exchange arguments may differ on redeclare.
+ */
+function exchangeArgsDiffer(a: Readonly<Record<string, unknown>>, b: Readonly<Record<string, unknown>>): boolean {
+  const x = a['alternate-exchange'];
+  const y = b['alternate-exchange'];
+  if (x === undefined || y === undefined) return x !== y;
+  return !argEqual(x, y, sameValue);
 }
 
 export class VHost {
@@ -85,17 +108,24 @@ export class VHost {
   readonly exchanges = new Map<string, Exchange>();
   readonly queues = new Map<string, Queue>();
   readonly retained: RetainedStore = new TrieRetainedStore();
+  /**
+   * Direct reply-to consumers by pseudo-queue name (`amq.rabbitmq.reply-to.<token>`), filled by
+   * `BrokerCore.registerReplyTo`.
+   */
+  readonly replyTo = new Map<string, (message: Message) => boolean>();
   /** Explicit bindings by destination; the source side lives in each exchange's type index. */
   private readonly toQueue = new Map<string, Binding[]>();
   private readonly toExchange = new Map<string, Binding[]>();
   private readonly log: Logger | undefined;
+  private readonly deadLetter: VHostHooks['deadLetter'];
   private readonly onQueueUnused = (q: Queue): void => {
     this.removeQueue(q);
   };
 
-  constructor(name: string, log?: Logger) {
+  constructor(name: string, log?: Logger, hooks: VHostHooks = {}) {
     this.name = name;
     this.log = log;
+    this.deadLetter = hooks.deadLetter;
     for (const [x, kind] of PredeclaredExchanges) {
       this.exchanges.set(x, new Exchange({ vhost: name, name: x, kind, durable: true }));
     }
@@ -123,12 +153,22 @@ export class VHost {
         throw inequivalent('exchange', name, this.name, 'auto_delete', autoDelete, x.autoDelete);
       }
       if (x.internal !== internal) throw inequivalent('exchange', name, this.name, 'internal', internal, x.internal);
-      const diff = firstArgDifference(args, x.args);
-      if (diff !== undefined) throw inequivalent('exchange', name, this.name, diff, args[diff], x.args[diff]);
+      if (exchangeArgsDiffer(args, x.args)) {
+        const ae = 'alternate-exchange';
+        throw inequivalent('exchange', name, this.name, ae, args[ae], x.args[ae]);
+      }
       return x;
     }
     if (name.startsWith('amq.')) {
       throw new CoreError('ACCESS_REFUSED', `exchange name '${name}' contains reserved prefix 'amq.*'`);
+    }
+    const ae = args['alternate-exchange'];
+    if (ae !== undefined && argText(ae) === undefined) {
+      // rabbit_channel exchange.declare, `rabbit_misc:r_arg/4`.
+      throw new CoreError(
+        'PRECONDITION_FAILED',
+        `invalid type '${amqpTypeName(ae)}' for arg 'alternate-exchange' in ${describe('exchange', name, this.name)}`,
+      );
     }
     const x = new Exchange({ vhost: this.name, name, kind, durable, autoDelete, internal, args });
     this.exchanges.set(name, x);
@@ -166,36 +206,47 @@ export class VHost {
 
   // ---- queues ------------------------------------------------------------------------------
 
+  /**
+   * queue.declare as `rabbit_channel` and `rabbit_amqqueue:declare/7` do it: server-named queues
+   * are `amq.gen-*` (classic only), other `amq.*` names are 403, a redeclare must be equivalent
+   * (flags, then the arguments the queue's type compares) and counts as use for x-expires, and a
+   * new queue's arguments and type constraints are checked with RabbitMQ's 406 texts.
+   */
   declareQueue(name: string, opts: QueueOptions & { passive?: boolean } = {}): Queue {
     const existing = this.queues.get(name);
     if (opts.passive) {
       if (existing === undefined) throw notFound('queue', name, this.name);
       this.checkExclusive(existing, opts.owner, existing.exclusive);
+      existing.touch();
       return existing;
     }
-    const durable = opts.durable ?? false;
     const exclusive = opts.exclusive ?? false;
+    // rabbit_channel: `Durable = DurableDeclare andalso not ExclusiveDeclare`.
+    const durable = (opts.durable ?? false) && !exclusive;
     const autoDelete = opts.autoDelete ?? false;
     const args = opts.args ?? NO_ARGS;
-    if (existing !== undefined) {
+    if (name === '') {
+      checkServerNamed(args);
+      // RabbitMQ `rabbit_guid:binary(gen_secure(), "amq.gen")`: 16 random bytes, base64url.
+      do name = `amq.gen-${randomBytes(16).toString('base64url')}`;
+      while (this.queues.has(name));
+    } else if (name.startsWith('amq.')) {
+      // `check_name/2` runs before the lookup, so even an existing amq.gen-* is refused.
+      throw new CoreError('ACCESS_REFUSED', `queue name '${name}' contains reserved prefix 'amq.*'`);
+    } else if (existing !== undefined) {
       const q = existing;
       this.checkExclusive(q, opts.owner, exclusive);
       if (q.durable !== durable) throw inequivalent('queue', name, this.name, 'durable', durable, q.durable);
       if (q.autoDelete !== autoDelete) {
         throw inequivalent('queue', name, this.name, 'auto_delete', autoDelete, q.autoDelete);
       }
-      const diff = firstArgDifference(args, q.args);
+      const diff = firstInequivalentArg(q.type, q.args, args, sameValue);
       if (diff !== undefined) throw inequivalent('queue', name, this.name, diff, args[diff], q.args[diff]);
+      q.touch();
       return q;
     }
-    if (name === '') {
-      // RabbitMQ `rabbit_guid:binary(gen_secure(), "amq.gen")`: 16 random bytes, base64url.
-      do name = `amq.gen-${randomBytes(16).toString('base64url')}`;
-      while (this.queues.has(name));
-    } else if (name.startsWith('amq.')) {
-      throw new CoreError('ACCESS_REFUSED', `queue name '${name}' contains reserved prefix 'amq.*'`);
-    }
     validateQueueArgs(args, name, this.name);
+    validateQueueProperties(queueTypeOf(args) as QueueType, name, this.name, { durable, exclusive, autoDelete });
     const q = new Queue({
       vhost: this.name,
       name,
@@ -205,6 +256,7 @@ export class VHost {
       owner: opts.owner,
       args,
       onUnused: this.onQueueUnused,
+      deadLetter: this.deadLetter,
     });
     this.queues.set(name, q);
     return q;
@@ -223,15 +275,20 @@ export class VHost {
     );
   }
 
-  /** Returns the number of ready messages dropped; 0 for a missing queue (idempotent, as RabbitMQ). */
-  deleteQueue(name: string, opts: { ifUnused?: boolean; ifEmpty?: boolean } = {}): number {
+  /**
+   * Returns the number of ready messages dropped; 0 for a missing queue (idempotent, as RabbitMQ).
+   * With `owner`, an exclusive queue of another connection is 405; if-empty is checked before
+   * if-unused (`rabbit_amqqueue_process` `{delete, IfUnused, IfEmpty, _}`).
+   */
+  deleteQueue(name: string, opts: { ifUnused?: boolean; ifEmpty?: boolean; owner?: string } = {}): number {
     const q = this.queues.get(name);
     if (q === undefined) return 0;
-    if (opts.ifUnused && q.consumerCount > 0) {
-      throw new CoreError('PRECONDITION_FAILED', `${describe('queue', name, this.name)} in use`);
-    }
+    if (opts.owner !== undefined) q.assertExclusiveAccess(opts.owner);
     if (opts.ifEmpty && q.messageCount > 0) {
       throw new CoreError('PRECONDITION_FAILED', `${describe('queue', name, this.name)} not empty`);
+    }
+    if (opts.ifUnused && q.consumerCount > 0) {
+      throw new CoreError('PRECONDITION_FAILED', `${describe('queue', name, this.name)} in use`);
     }
     return this.removeQueue(q);
   }
@@ -271,7 +328,7 @@ export class VHost {
     args: BindingArgs = NO_ARGS,
     opts: BindOptions = {},
   ): Binding {
-    const src = this.bindingSource(source, destinationKind, destination);
+    const src = this.bindingSource(source, destinationKind, destination, opts.owner);
     src.type.validateBinding(bindingKey, args);
     const index = destinationKind === 'queue' ? this.toQueue : this.toExchange;
     let list = index.get(destination);
@@ -300,7 +357,9 @@ export class VHost {
 
   /**
    * Removes the binding(s) with this source, destination and key; with `args` undefined whatever
-   * their args (MQTT unsubscribe), else only the one with equal args. False when none existed.
+   * their args (MQTT unsubscribe), else only the one with equal args. False when none existed,
+   * which AMQP answers with unbind-ok all the same (`rabbit_binding:remove/3`); a missing queue or
+   * exchange is 404.
    */
   unbind(
     destinationKind: 'queue' | 'exchange',
@@ -308,8 +367,9 @@ export class VHost {
     source: string,
     bindingKey: string,
     args?: BindingArgs,
+    opts: { owner?: string } = {},
   ): boolean {
-    this.bindingSource(source, destinationKind, destination);
+    this.bindingSource(source, destinationKind, destination, opts.owner);
     const index = destinationKind === 'queue' ? this.toQueue : this.toExchange;
     const list = index.get(destination);
     if (list === undefined) return false;
@@ -336,15 +396,28 @@ export class VHost {
     return [...(this.toExchange.get(exchange) ?? [])];
   }
 
-  /** Checks both ends of a (un)binding and returns the source exchange. */
-  private bindingSource(source: string, destinationKind: 'queue' | 'exchange', destination: string): Exchange {
+  /**
+   * Checks both ends of a (un)binding and returns the source exchange: the default exchange is
+   * 403, a missing source then destination 404 (`rabbit_binding`), an exclusive queue of another
+   * connection 405 when `owner` is given.
+   */
+  private bindingSource(
+    source: string,
+    destinationKind: 'queue' | 'exchange',
+    destination: string,
+    owner: string | undefined,
+  ): Exchange {
     if (source === '' || (destinationKind === 'exchange' && destination === '')) {
       throw new CoreError('ACCESS_REFUSED', DEFAULT_EXCHANGE_REFUSED);
     }
     const src = this.exchanges.get(source);
     if (src === undefined) throw notFound('exchange', source, this.name);
-    if (destinationKind === 'queue' ? !this.queues.has(destination) : !this.exchanges.has(destination)) {
-      throw notFound(destinationKind, destination, this.name);
+    if (destinationKind === 'queue') {
+      const q = this.queues.get(destination);
+      if (q === undefined) throw notFound('queue', destination, this.name);
+      if (owner !== undefined) q.assertExclusiveAccess(owner);
+    } else if (!this.exchanges.has(destination)) {
+      throw notFound('exchange', destination, this.name);
     }
     return src;
   }

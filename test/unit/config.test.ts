@@ -83,7 +83,14 @@ describe('config defaults', () => {
     assert.deepEqual(c.storage, { dataDir: './data' });
     assert.deepEqual(c.limits, { maxConnections: 0 });
     assert.deepEqual(c.log, { level: 'info', format: 'text' });
-    assert.deepEqual(c.amqp, {});
+    assert.deepEqual(c.amqp, {
+      heartbeat: 60,
+      frameMax: 131072,
+      channelMax: 2047,
+      maxMessageSize: 134217728,
+      consumerTimeout: 1800000,
+      handshakeTimeout: 10000,
+    });
     assert.deepEqual(c.cluster, {});
   });
 
@@ -149,7 +156,11 @@ describe('config errors name the key and the source', () => {
     rejects({ storage: { zzzzzzzz: 1 } }, /^config error: unknown key "storage\.zzzzzzzz" \(in test\.yaml\)$/);
   });
   it('unknown key in an empty section', () => {
-    rejects({ amqp: { frameMax: 1 } }, 'unknown key "amqp.frameMax"; amqp has no settings yet');
+    rejects({ cluster: { nodes: 1 } }, 'unknown key "cluster.nodes"; cluster has no settings yet');
+  });
+
+  it('an AMQP setting below its minimum', () => {
+    rejects({ amqp: { frameMax: 1 } }, 'amqp.frameMax');
     rejects({ cluster: { nodes: [] } }, 'unknown key "cluster.nodes"');
   });
   it('unknown key in a listener and in a user', () => {

@@ -23,7 +23,7 @@ function bind(bindingKey: string, args: BindingArgs = {}, destination = 'q'): Bi
 
 function routed(type: ExchangeType, routingKey: string, headers?: Headers): Binding[] {
   const out: Binding[] = [];
-  type.route(msg(routingKey, headers), (b) => out.push(b));
+  type.route(msg(routingKey, headers), (b) => out.push(b), routingKey);
   return out;
 }
 

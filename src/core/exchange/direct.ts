@@ -5,6 +5,7 @@ import type { ExchangeType } from './registry.js';
 
 export class DirectExchange implements ExchangeType {
   readonly kind = 'direct';
+  readonly keyed = true;
   private readonly byKey = new Map<string, Binding[]>();
   private count = 0;
 
@@ -12,8 +13,8 @@ export class DirectExchange implements ExchangeType {
     return this.count;
   }
 
-  route(msg: Message, visit: (b: Binding) => void): void {
-    const list = this.byKey.get(msg.routingKey);
+  route(_msg: Message, visit: (b: Binding) => void, routingKey: string): void {
+    const list = this.byKey.get(routingKey);
     if (list === undefined) return;
     for (let i = 0; i < list.length; i++) visit(list[i]!);
   }

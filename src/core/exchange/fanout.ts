@@ -5,6 +5,7 @@ import type { ExchangeType } from './registry.js';
 
 export class FanoutExchange implements ExchangeType {
   readonly kind = 'fanout';
+  readonly keyed = false;
   private readonly all = new Set<Binding>();
 
   get size(): number {

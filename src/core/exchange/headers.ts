@@ -132,6 +132,7 @@ function describeValue(v: unknown): string {
 
 export class HeadersExchange implements ExchangeType {
   readonly kind = 'headers';
+  readonly keyed = false;
   private readonly specs = new Map<Binding, Spec>();
 
   get size(): number {

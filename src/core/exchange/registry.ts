@@ -13,13 +13,16 @@ import { TopicExchange } from './topic.js';
 
 export interface ExchangeType {
   readonly kind: ExchangeKind;
+  /** Whether matching depends on the routing key (direct, topic); fanout and headers ignore it. */
+  readonly keyed: boolean;
   /** Bindings with this exchange as their source. */
   readonly size: number;
   /**
-   * Calls `visit` once per binding the message matches. No allocation per call is expected of
+   * Calls `visit` once per binding the message matches with `routingKey` (the message's own, or
+   * one of its sender-selected CC/BCC keys). No allocation per call is expected of
    * implementations beyond what matching needs; `visit` only collects and never re-enters.
    */
-  route(msg: Message, visit: (b: Binding) => void): void;
+  route(msg: Message, visit: (b: Binding) => void, routingKey: string): void;
   /** Throws `CoreError` PRECONDITION_FAILED (406) for arguments this kind rejects. */
   validateBinding(bindingKey: string, args: BindingArgs): void;
   /** By identity; adding the same object twice is a no-op. */

@@ -9,14 +9,15 @@ import type { ExchangeType } from './registry.js';
 
 export class TopicExchange implements ExchangeType {
   readonly kind = 'topic';
+  readonly keyed = true;
   private readonly trie = new TopicTrie<Binding>();
 
   get size(): number {
     return this.trie.size;
   }
 
-  route(msg: Message, visit: (b: Binding) => void): void {
-    this.trie.match(msg.routingKey, visit);
+  route(_msg: Message, visit: (b: Binding) => void, routingKey: string): void {
+    this.trie.match(routingKey, visit);
   }
 
   /** RabbitMQ accepts any binding key on a topic exchange. */

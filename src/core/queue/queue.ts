@@ -1,98 +1,48 @@
 /**
  * The queue: an ordered backlog of ready messages, the consumers it hands them to, and the
- * deliveries awaiting settlement (AMQP 0-9-1 §3.1.4, with RabbitMQ's classic-queue behaviour).
+ * deliveries awaiting settlement (AMQP 0-9-1 §3.1.4, with RabbitMQ's classic-queue behaviour,
+ * `rabbit_amqqueue_process`; quorum queues add `x-delivery-limit`, `rabbit_fifo`).
  *
  * Invariants:
  * - A message is in exactly one place: `ready`, outstanding at one consumer, outstanding with no
- *   consumer (its consumer left with `requeue: false`), or gone.
+ *   consumer (basic.get, or its consumer left with `requeue: false`), or gone.
  * - Each hand-out is a new `QueueDelivery` object, so a stale handle (from before a requeue)
  *   can never settle the message's later delivery; settling it is a no-op.
  * - Dispatch is synchronous but never re-entered: a consumer's `deliver` may call `ack`,
  *   `nack`, `removeConsumer` or `offer` on this queue; those only flag another round.
- * - `consumers` is copy-on-write, so a loop over it survives a consumer leaving mid-call.
+ * - A message that leaves without being consumed (rejected, expired, dropped by overflow, over
+ *   the delivery limit) goes to the dead-letter callback when the queue has a DLX.
+ * - At most two timers per queue, both unref'd: the head's expiry (RabbitMQ `ensure_ttl_timer`:
+ *   expired messages go even with no consumer) and x-expires (`ensure_expiry_timer`).
+ *
+ * Plain queues pay nothing for the optional features: each is a flag or a field set once in the
+ * constructor and tested where it applies.
  */
 import { FixedQueue } from '../../util/fixed-queue.js';
-import { CoreError, notFound } from '../errors.js';
+import { CoreError, describe, notFound } from '../errors.js';
 import { createBinding } from '../exchange/exchange.js';
 import type { Message } from '../message.js';
 import type { Binding, ConsumerSink, Delivery, QueueAdmission } from '../types.js';
+import { type Args, type OverflowMode, parseQueueSettings, type QueueType } from './args.js';
+import { ConsumerSet } from './consumers.js';
+import { DeliveryStates, QueueDelivery } from './delivery.js';
+import type { DeadLetterReason } from './dlx.js';
+import { PriorityReady, type ReadyList } from './ready.js';
 
-export const DeliveryStates = { ready: 0, outstanding: 1, settled: 2 } as const;
-type DeliveryState = (typeof DeliveryStates)[keyof typeof DeliveryStates];
+export { type OverflowMode, OverflowModes, type QueueType, validateQueueArgs } from './args.js';
+export { DeliveryStates, QueueDelivery } from './delivery.js';
+export type { DeadLetterReason } from './dlx.js';
 
-/** RabbitMQ `x-overflow` values; `reject-publish-dlx` behaves as `reject-publish` until DLX exists. */
-export const OverflowModes = ['drop-head', 'reject-publish', 'reject-publish-dlx'] as const;
-export type OverflowMode = (typeof OverflowModes)[number];
-
-/**
- * A consumer's unsettled deliveries are an intrusive doubly linked list through the deliveries
- * (`prev`/`next`), in hand-out order: O(1) link and unlink with no hashing. Measured on the
- * enqueue-deliver-ack path (1M topic publishes over 1000 queues, a shared and noisy machine):
- * ~200k publishes/s with a `Set` per consumer, 340k-870k/s with this list.
- */
-class ConsumerState {
-  head: QueueDelivery | undefined = undefined;
-  tail: QueueDelivery | undefined = undefined;
-  unsettled = 0;
-  removed = false;
-  constructor(readonly sink: ConsumerSink) {}
-
-  link(d: QueueDelivery): void {
-    d.consumer = this;
-    d.prev = this.tail;
-    d.next = undefined;
-    if (this.tail === undefined) this.head = d;
-    else this.tail.next = d;
-    this.tail = d;
-    this.unsettled++;
-  }
-
-  unlink(d: QueueDelivery): void {
-    if (d.prev === undefined) this.head = d.next;
-    else d.prev.next = d.next;
-    if (d.next === undefined) this.tail = d.prev;
-    else d.next.prev = d.prev;
-    d.prev = d.next = d.consumer = undefined;
-    this.unsettled--;
-  }
-
-  /** Detaches every delivery and returns them in hand-out order. */
-  takeAll(): QueueDelivery[] {
-    const out: QueueDelivery[] = [];
-    for (let d = this.head; d !== undefined; ) {
-      const next = d.next;
-      d.prev = d.next = d.consumer = undefined;
-      out.push(d);
-      d = next;
-    }
-    this.head = this.tail = undefined;
-    this.unsettled = 0;
-    return out;
-  }
-}
-
-export class QueueDelivery implements Delivery {
-  /** @internal */ state: DeliveryState = DeliveryStates.ready;
-  /** @internal Undefined while ready, or once its consumer left without requeueing. */
-  consumer: ConsumerState | undefined = undefined;
-  /** @internal Neighbours in the consumer's unsettled list. */
-  prev: QueueDelivery | undefined = undefined;
-  /** @internal */ next: QueueDelivery | undefined = undefined;
-  readonly queueName: string;
-  constructor(
-    /** @internal */ readonly queue: Queue,
-    readonly message: Message,
-    readonly matched: readonly Binding[],
-    readonly redelivered: boolean,
-    readonly deliveryCount: number,
-    /** @internal Enqueue order, kept across requeues so requeued messages regain their order. */
-    readonly seq: number,
-    /** @internal Queue `x-message-ttl` deadline in ms since the epoch; 0 = none. */
-    readonly ttlDeadline: number,
-  ) {
-    this.queueName = queue.name;
-  }
-}
+/** What `offerRouted` did with a message. */
+export const OfferResults = {
+  /** Not taken: expired, refused by `admission`, or the queue is gone. */
+  dropped: 0,
+  /** Enqueued, or taken by a consumer's `offerDirect`. */
+  taken: 1,
+  /** Refused by `x-overflow: reject-publish(-dlx)`: a publisher confirm must be a nack. */
+  rejected: 2,
+} as const;
+export type OfferResult = (typeof OfferResults)[keyof typeof OfferResults];
 
 export interface QueueInit {
   readonly vhost: string;
@@ -101,47 +51,30 @@ export interface QueueInit {
   readonly exclusive?: boolean;
   readonly autoDelete?: boolean;
   readonly owner?: string;
-  readonly args?: Readonly<Record<string, unknown>>;
-  /** Called when an auto-delete queue loses its last consumer; the owner deletes it. */
+  readonly args?: Args;
+  /**
+   * Called when an auto-delete queue loses its last consumer, or an x-expires queue has been
+   * unused for that long; the owner deletes it.
+   */
   readonly onUnused?: (queue: Queue) => void;
+  /** Republishes a message that died here to the queue's dead-letter exchange (the vhost's router). */
+  readonly deadLetter?: (queue: Queue, message: Message, reason: DeadLetterReason) => void;
 }
 
-const NO_ARGS: Readonly<Record<string, unknown>> = Object.freeze({});
-
-function nonNegativeInt(v: unknown): number | string {
-  const n = typeof v === 'bigint' ? Number(v) : v;
-  if (typeof n !== 'number') return `{unacceptable_type,${v === null ? 'void' : typeof v}}`;
-  if (!Number.isInteger(n)) return `{unacceptable_type,${n}}`;
-  if (n < 0) return `{value_negative,${n}}`;
-  return n;
+/** basic.consume options the queue enforces. */
+export interface ConsumeOptions {
+  /** AMQP exclusive consume: no other consumer while this one is attached. */
+  readonly exclusive?: boolean;
+  /** Consumer priority (`x-priority`); higher goes first while it has capacity. Default 0. */
+  readonly priority?: number;
 }
 
-/**
- * Checks the queue arguments this queue implements, with RabbitMQ's 406 texts
- * (`rabbit_amqqueue:check_arguments/3`). Unknown arguments are accepted and kept, as RabbitMQ.
- */
-export function validateQueueArgs(args: Readonly<Record<string, unknown>>, name: string, vhost: string): void {
-  const fail = (key: string, why: string): never => {
-    throw new CoreError('PRECONDITION_FAILED', `invalid arg '${key}' for queue '${name}' in vhost '${vhost}': ${why}`);
-  };
-  for (const key of ['x-message-ttl', 'x-max-length'] as const) {
-    if (args[key] === undefined) continue;
-    const n = nonNegativeInt(args[key]);
-    if (typeof n === 'string') fail(key, n);
-  }
-  const ov = args['x-overflow'];
-  if (ov !== undefined) {
-    const text = Buffer.isBuffer(ov) ? ov.toString('utf8') : ov;
-    if (typeof text !== 'string' || !(OverflowModes as readonly string[]).includes(text)) {
-      fail('x-overflow', `{invalid_value,${String(text)}}`);
-    }
-  }
-}
-
-function intArg(args: Readonly<Record<string, unknown>>, key: string): number | undefined {
-  const n = nonNegativeInt(args[key]);
-  return typeof n === 'number' ? n : undefined;
-}
+const NO_ARGS: Args = Object.freeze({});
+const { outstanding: OUTSTANDING, settled: SETTLED } = DeliveryStates;
+const { dropped: DROPPED, taken: TAKEN, rejected: REJECTED } = OfferResults;
+/** setTimeout's largest delay; longer waits re-arm when it fires. */
+const MAX_TIMEOUT = 0x7fffffff;
+const bySeq = (a: QueueDelivery, b: QueueDelivery): number => a.seq - b.seq;
 
 export class Queue {
   readonly name: string;
@@ -150,10 +83,33 @@ export class Queue {
   readonly exclusive: boolean;
   readonly autoDelete: boolean;
   readonly owner: string | undefined;
-  readonly args: Readonly<Record<string, unknown>>;
+  readonly args: Args;
+  /** `x-queue-type`: classic (default) or quorum. */
+  readonly type: QueueType;
+  /** `x-message-ttl` in ms. */
+  readonly messageTtl: number | undefined;
+  /** `x-expires` in ms: deleted after that long without consumers, basic.get or redeclare. */
+  readonly expires: number | undefined;
+  /** `x-max-length`, in ready messages. */
+  readonly maxLength: number | undefined;
+  /** `x-max-length-bytes`, in body bytes of ready messages. */
+  readonly maxLengthBytes: number | undefined;
+  readonly overflow: OverflowMode;
+  readonly deadLetterExchange: string | undefined;
+  readonly deadLetterRoutingKey: string | undefined;
+  /** `x-max-priority`: message priorities 0..maxPriority, highest dispatched first. */
+  readonly maxPriority: number | undefined;
+  readonly singleActiveConsumer: boolean;
+  /** `x-delivery-limit` (quorum): a message returned more often than this is dead-lettered. */
+  readonly deliveryLimit: number | undefined;
   /** Set by the queue's owner (an MQTT session drops QoS 0 while offline). */
   admission: QueueAdmission | undefined = undefined;
-  readonly stats = { enqueued: 0, delivered: 0, acked: 0, dropped: 0, expired: 0 };
+  /**
+   * Counters: `dropped` counts messages discarded by the queue (overflow, reject without requeue,
+   * delivery limit), `expired` those whose TTL passed, `deadLettered` those of both that were
+   * republished to the dead-letter exchange.
+   */
+  readonly stats = { enqueued: 0, delivered: 0, acked: 0, dropped: 0, expired: 0, deadLettered: 0 };
   /** The implicit binding from the default exchange, keyed by the queue's name. */
   readonly defaultBinding: Binding;
   /** @internal Routing scratch owned by BrokerCore: epoch of the last publish that hit this queue. */
@@ -161,28 +117,46 @@ export class Queue {
   /** @internal Index of this queue in that publish's hit list. */
   routeSlot = 0;
 
-  private readonly ready = new FixedQueue<QueueDelivery>();
-  private consumers: readonly ConsumerState[] = [];
-  private readonly byConsumer = new Map<ConsumerSink, ConsumerState>();
-  private directCount = 0;
-  private rr = 0;
+  private readonly ready: ReadyList<QueueDelivery>;
+  private readonly cons: ConsumerSet;
   private directRr = 0;
   private unacked = 0;
+  private readyBytes = 0;
   private seq = 0;
   private hadConsumer = false;
   private deleted = false;
   private dispatching = false;
   private redispatch = false;
   private deferred = false;
-  /** Set when a delivery is requeued from inside `deliver`: ends the current dispatch round. */
+  /** Set when a delivery is requeued or dead-lettered from inside `deliver`: ends the round. */
   private yielded = false;
-  private readonly messageTtl: number | undefined;
-  private readonly maxLength: number | undefined;
+  /** x-max-length or x-max-length-bytes is set; the limits are Infinity when unset. */
+  private readonly limited: boolean;
+  private readonly maxLen: number;
+  private readonly maxBytes: number;
   private readonly rejectOnOverflow: boolean;
   private readonly onUnused: ((queue: Queue) => void) | undefined;
+  /** Undefined unless the queue has a dead-letter exchange. */
+  private readonly onDeadLetter: ((queue: Queue, message: Message, reason: DeadLetterReason) => void) | undefined;
+  private ttlTimer: NodeJS.Timeout | undefined = undefined;
+  private ttlTimerAt = 0;
+  private expiryTimer: NodeJS.Timeout | undefined = undefined;
+  private expiryAt = 0;
   private readonly deferredDispatch = (): void => {
     this.deferred = false;
     this.dispatch();
+  };
+  private readonly onTtlTimer = (): void => {
+    this.ttlTimer = undefined;
+    this.ttlTimerAt = 0;
+    if (!this.deleted) this.dropExpired();
+  };
+  private readonly onExpiryTimer = (): void => {
+    this.expiryTimer = undefined;
+    if (this.deleted || this.cons.size > 0) return;
+    const left = this.expiryAt - Date.now();
+    if (left > 0) this.startExpiryTimer(left);
+    else this.onUnused?.(this);
   };
 
   constructor(init: QueueInit) {
@@ -194,11 +168,28 @@ export class Queue {
     this.owner = init.owner;
     this.args = init.args ?? NO_ARGS;
     this.onUnused = init.onUnused;
-    this.messageTtl = intArg(this.args, 'x-message-ttl');
-    this.maxLength = intArg(this.args, 'x-max-length');
-    const ov = this.args['x-overflow'];
-    const overflow = Buffer.isBuffer(ov) ? ov.toString('utf8') : ov;
-    this.rejectOnOverflow = overflow === 'reject-publish' || overflow === 'reject-publish-dlx';
+    const s = parseQueueSettings(this.args);
+    this.type = s.type;
+    this.messageTtl = s.messageTtl;
+    this.expires = s.expires;
+    this.maxLength = s.maxLength;
+    this.maxLengthBytes = s.maxLengthBytes;
+    this.overflow = s.overflow;
+    this.deadLetterExchange = s.deadLetterExchange;
+    this.deadLetterRoutingKey = s.deadLetterRoutingKey;
+    this.maxPriority = s.maxPriority;
+    this.singleActiveConsumer = s.singleActiveConsumer;
+    this.deliveryLimit = s.deliveryLimit;
+    this.limited = s.maxLength !== undefined || s.maxLengthBytes !== undefined;
+    this.maxLen = s.maxLength ?? Number.POSITIVE_INFINITY;
+    this.maxBytes = s.maxLengthBytes ?? Number.POSITIVE_INFINITY;
+    this.rejectOnOverflow = s.overflow !== 'drop-head';
+    this.onDeadLetter = s.deadLetterExchange !== undefined ? init.deadLetter : undefined;
+    this.ready =
+      s.maxPriority !== undefined && s.maxPriority > 0
+        ? new PriorityReady<QueueDelivery>(s.maxPriority)
+        : new FixedQueue<QueueDelivery>();
+    this.cons = new ConsumerSet(this.name, this.vhost, s.singleActiveConsumer);
     this.defaultBinding = createBinding({
       vhost: this.vhost,
       source: '',
@@ -206,6 +197,7 @@ export class Queue {
       destinationKind: 'queue',
       bindingKey: this.name,
     });
+    this.touch();
   }
 
   /** Ready messages, not handed out. */
@@ -213,13 +205,35 @@ export class Queue {
     return this.ready.length;
   }
 
-  /** Handed out and not yet settled, including those whose consumer has left. */
+  /** Body bytes of the ready messages (what x-max-length-bytes limits). */
+  get messageBytes(): number {
+    return this.readyBytes;
+  }
+
+  /** Handed out and not yet settled, including basic.get ones and those whose consumer has left. */
   get unackedCount(): number {
     return this.unacked;
   }
 
   get consumerCount(): number {
-    return this.consumers.length;
+    return this.cons.size;
+  }
+
+  /** Number of attached consumers (same as `consumerCount`). */
+  get consumers(): number {
+    return this.cons.size;
+  }
+
+  /** With x-single-active-consumer, the consumer that gets the messages; otherwise undefined. */
+  get activeConsumer(): ConsumerSink | undefined {
+    return this.cons.active?.sink;
+  }
+
+  /** Whether `sink` is attached and may receive messages (false for a waiting SAC consumer). */
+  isActive(sink: ConsumerSink): boolean {
+    const st = this.cons.get(sink);
+    if (st === undefined) return false;
+    return !this.singleActiveConsumer || this.cons.active === st;
   }
 
   get isDeleted(): boolean {
@@ -227,22 +241,42 @@ export class Queue {
   }
 
   /**
-   * What routing calls. Returns false when the message was dropped (expired, refused by
-   * `admission`, or rejected by `x-overflow: reject-publish`).
+   * RabbitMQ `check_exclusive_access(Q, Owner, lax)`: only its owner may use an exclusive queue
+   * (consume, get, purge, delete, bind); 405 otherwise.
+   */
+  assertExclusiveAccess(owner: string | undefined): void {
+    if (!this.exclusive || this.owner === owner) return;
+    throw new CoreError(
+      'RESOURCE_LOCKED',
+      `cannot obtain exclusive access to locked ${describe('queue', this.name, this.vhost)}. It could be originally ` +
+        'declared on another connection or the exclusive property value does not match that of the original declaration.',
+    );
+  }
+
+  /**
+   * What routing calls. Returns false when the message was not taken (expired, refused by
+   * `admission`, or rejected by `x-overflow: reject-publish`); `offerRouted` tells which.
    */
   offer(msg: Message, matched: readonly Binding[]): boolean {
-    if (this.deleted) return false;
+    return this.offerRouted(msg, matched) === TAKEN;
+  }
+
+  offerRouted(msg: Message, matched: readonly Binding[]): OfferResult {
+    if (this.deleted) return DROPPED;
     let now = 0;
+    let expiry = 0;
     if (msg.expiresAt !== undefined) {
       now = Date.now();
-      if (msg.expiresAt <= now) {
+      if (msg.expiresAt < now) {
         this.stats.expired++;
-        return false;
+        this.deadLetter(msg, 'expired');
+        return DROPPED;
       }
+      expiry = msg.expiresAt;
     }
     // (1) At-most-once fast path: nothing waits ahead of it, so a consumer may take it outright.
-    if (this.directCount > 0 && this.ready.length === 0) {
-      const cs = this.consumers;
+    if (this.cons.directOk && this.ready.length === 0) {
+      const cs = this.cons.list;
       const n = cs.length;
       for (let k = 0; k < n; k++) {
         const idx = (this.directRr + k) % n;
@@ -251,45 +285,73 @@ export class Queue {
         if (c.sink.offerDirect(msg, matched)) {
           this.directRr = idx + 1;
           this.stats.delivered++;
-          return true;
+          return TAKEN;
         }
       }
     }
     // (2) The owner's policy.
     if (this.admission !== undefined && !this.admission.admit(msg, matched)) {
       this.stats.dropped++;
-      return false;
+      return DROPPED;
     }
-    // (3) Enqueue. RabbitMQ's x-max-length counts ready messages only.
-    if (this.maxLength !== undefined && this.rejectOnOverflow && this.ready.length >= this.maxLength) {
+    // (3) Enqueue. x-max-length(-bytes) count ready messages only (RabbitMQ `will_overflow`).
+    if (
+      this.limited &&
+      this.rejectOnOverflow &&
+      (this.ready.length >= this.maxLen || this.readyBytes + msg.body.length > this.maxBytes)
+    ) {
       this.stats.dropped++;
-      return false;
+      if (this.overflow === 'reject-publish-dlx') this.deadLetter(msg, 'maxlen');
+      return REJECTED;
     }
-    let deadline = 0;
-    if (this.messageTtl !== undefined) deadline = (now || Date.now()) + this.messageTtl;
-    this.ready.push(new QueueDelivery(this, msg, matched, false, 1, this.seq++, deadline));
+    if (this.messageTtl !== undefined) {
+      const t = (now || Date.now()) + this.messageTtl;
+      if (expiry === 0 || t < expiry) expiry = t;
+    }
+    // Expiring on arrival (expiration or x-message-ttl 0): delivered now to a consumer that is
+    // ready, or never (RabbitMQ TTL docs). Only possible when nothing waits ahead of it.
+    const nowOrNever = expiry !== 0 && expiry <= (now || (now = Date.now()));
+    if (nowOrNever && this.ready.length > 0) {
+      this.stats.expired++;
+      this.deadLetter(msg, 'expired');
+      return DROPPED;
+    }
+    const d = new QueueDelivery(this, msg, matched, false, 1, this.seq++, expiry);
+    this.ready.push(d);
+    this.readyBytes += msg.body.length;
     this.stats.enqueued++;
     this.dispatch();
-    if (this.maxLength !== undefined && !this.rejectOnOverflow) {
-      // drop-head: the oldest ready messages make room (after dispatch, so a waiting consumer
-      // still gets a message that a max-length of 0 would not keep).
-      while (this.ready.length > this.maxLength) {
-        this.ready.shift()!.state = DeliveryStates.settled;
-        this.stats.dropped++;
-      }
+    if (nowOrNever && this.ready.peek() === d) {
+      this.takeReady();
+      this.expire(d);
+      return TAKEN;
     }
-    return true;
+    // drop-head: the oldest ready messages make room (after dispatch, so a waiting consumer
+    // still gets a message that a max-length of 0 would not keep).
+    if (this.limited && !this.rejectOnOverflow) this.dropHead();
+    return TAKEN;
   }
 
-  addConsumer(c: ConsumerSink): void {
+  /**
+   * Attaches a consumer (basic.consume). Throws 403 `... in exclusive use` when `exclusive` is
+   * asked while others consume (or on a single-active-consumer queue), or another consumer is
+   * exclusive; 404 when the queue was deleted.
+   */
+  addConsumer(c: ConsumerSink, opts?: ConsumeOptions): void {
     if (this.deleted) throw notFound('queue', this.name, this.vhost);
-    if (this.byConsumer.has(c)) return;
-    const st = new ConsumerState(c);
-    this.byConsumer.set(c, st);
-    this.consumers = [...this.consumers, st];
-    if (c.offerDirect !== undefined) this.directCount++;
+    if (this.cons.get(c) !== undefined) return;
+    this.cons.add(c, opts?.priority ?? 0, opts?.exclusive ?? false);
     this.hadConsumer = true;
     this.dispatch();
+  }
+
+  /**
+   * Throws what `addConsumer` would (404 when deleted, 403 exclusive use) without attaching, so
+   * an adapter can refuse basic.consume before it sends consume-ok.
+   */
+  assertCanConsume(opts?: ConsumeOptions): void {
+    if (this.deleted) throw notFound('queue', this.name, this.vhost);
+    this.cons.check(opts?.exclusive ?? false);
   }
 
   /**
@@ -298,28 +360,56 @@ export class Queue {
    * outstanding and remain settleable through their handles (an MQTT session that reconnects).
    */
   removeConsumer(c: ConsumerSink, opts: { requeue: boolean }): void {
-    const st = this.byConsumer.get(c);
+    const st = this.cons.remove(c);
     if (st === undefined) return;
-    this.byConsumer.delete(c);
-    st.removed = true;
-    this.consumers = this.consumers.filter((x) => x !== st);
-    if (c.offerDirect !== undefined) this.directCount--;
     const list = st.takeAll();
-    if (opts.requeue) {
-      list.sort((a, b) => a.seq - b.seq);
-      for (let i = list.length - 1; i >= 0; i--) this.requeue(list[i]!);
-    }
+    if (opts.requeue && list.length > 0) this.requeueAll(list);
     // Without requeue the deliveries stay outstanding, with no consumer, until settled.
-    if (this.autoDelete && this.hadConsumer && this.consumers.length === 0 && this.onUnused !== undefined) {
-      this.onUnused(this);
-      return;
+    if (this.cons.size === 0) {
+      if (this.autoDelete && this.hadConsumer && this.onUnused !== undefined) {
+        this.onUnused(this);
+        return;
+      }
+      this.touch();
     }
     if (this.ready.length > 0) this.dispatch();
   }
 
   /** The consumer has capacity again (credit, socket drained, in-flight window reopened). */
   consumerReady(c: ConsumerSink): void {
-    if (this.ready.length > 0 && this.byConsumer.has(c)) this.dispatch();
+    if (this.ready.length > 0 && this.cons.get(c) !== undefined) this.dispatch();
+  }
+
+  /**
+   * basic.get: takes the head (highest priority first), skipping expired messages. With `noAck`
+   * the message is settled at once; otherwise the delivery is outstanding, with no consumer,
+   * until `ack`/`nack`. Undefined when the queue is empty. Counts as use for x-expires.
+   */
+  get(opts: { noAck: boolean }): Delivery | undefined {
+    if (this.deleted) return undefined;
+    this.touch();
+    let now = 0;
+    for (let head = this.ready.peek(); head !== undefined; head = this.ready.peek()) {
+      this.takeReady();
+      if (head.expiry !== 0) {
+        if (now === 0) now = Date.now();
+        if (now > head.expiry) {
+          this.expire(head);
+          continue;
+        }
+      }
+      this.stats.delivered++;
+      if (opts.noAck) {
+        head.state = SETTLED;
+        this.stats.acked++;
+      } else {
+        head.state = OUTSTANDING;
+        this.unacked++;
+      }
+      this.armTtl();
+      return head;
+    }
+    return undefined;
   }
 
   /** Settles a delivery; false (and nothing happens) for an unknown or already settled one. */
@@ -333,8 +423,8 @@ export class Queue {
   }
 
   /**
-   * Negative acknowledgement: with `requeue`, back to the head, redelivered and counted again;
-   * without, the message is discarded (counted as dropped; dead-lettering is not implemented).
+   * Negative acknowledgement: with `requeue`, back to the head, redelivered and counted again
+   * (or dead-lettered past `x-delivery-limit`); without, dead-lettered (`rejected`) or dropped.
    */
   nack(d: Delivery, requeue: boolean): boolean {
     const qd = this.own(d);
@@ -342,40 +432,79 @@ export class Queue {
     this.settle(qd);
     if (requeue) {
       this.requeue(qd);
-      // A consumer that rejects inside `deliver` would otherwise get the message straight back
-      // in a synchronous loop that never yields; end this round and give I/O a turn first.
-      if (this.dispatching) {
-        this.yielded = true;
-        this.deferDispatch();
-      } else this.dispatch();
-      return true;
+      if (this.limited && !this.rejectOnOverflow) this.dropHead();
+    } else {
+      this.stats.dropped++;
+      if (this.onDeadLetter === undefined) {
+        if (this.ready.length > 0) this.dispatch();
+        return true;
+      }
+      this.deadLetter(qd.message, 'rejected');
     }
-    this.stats.dropped++;
-    if (this.ready.length > 0) this.dispatch();
+    this.afterReturn();
     return true;
+  }
+
+  /**
+   * Settles several deliveries at once, in their original order (AMQP basic.nack multiple,
+   * basic.recover, channel close): requeued ones regain their order at the head, marked
+   * redelivered, and dispatch runs once. Unknown or settled handles are skipped; returns how
+   * many were settled.
+   */
+  nackMany(ds: readonly Delivery[], requeue: boolean): number {
+    const own: QueueDelivery[] = [];
+    for (const d of ds) {
+      const qd = this.own(d);
+      if (qd === undefined) continue;
+      this.settle(qd);
+      own.push(qd);
+    }
+    if (own.length === 0) return 0;
+    if (requeue) this.requeueAll(own);
+    else {
+      own.sort(bySeq);
+      for (const qd of own) {
+        this.stats.dropped++;
+        this.deadLetter(qd.message, 'rejected');
+      }
+    }
+    this.afterReturn();
+    return own.length;
   }
 
   /** Drops every ready message; outstanding deliveries are untouched (AMQP queue.purge). */
   purge(): number {
     const n = this.ready.length;
-    for (const d of this.ready) d.state = DeliveryStates.settled;
+    for (const d of this.ready) d.state = SETTLED;
     this.ready.clear();
+    this.readyBytes = 0;
     return n;
   }
 
   /**
-   * Drops expired messages from the head; for a timer, since dispatch only looks at the head
-   * when it runs. Returns how many were dropped.
+   * Removes (and dead-letters) expired messages from the head, then schedules the timer for the
+   * next head's expiry. Expiry is checked at the head only, as RabbitMQ does. Returns how many.
    */
   dropExpired(now = Date.now()): number {
     let n = 0;
-    for (let d = this.ready.peek(); d !== undefined && this.isExpired(d, now); d = this.ready.peek()) {
-      this.ready.shift();
-      d.state = DeliveryStates.settled;
-      this.stats.expired++;
+    for (let d = this.ready.peek(); d !== undefined && d.expiry !== 0 && now > d.expiry; d = this.ready.peek()) {
+      this.takeReady();
+      this.expire(d);
       n++;
     }
+    if (!this.deleted) this.armTtl();
     return n;
+  }
+
+  /**
+   * Marks the queue used (queue.declare, basic.get): while it has no consumers, its x-expires
+   * countdown restarts (RabbitMQ `ensure_expiry_timer`). A no-op without x-expires.
+   */
+  touch(): void {
+    if (this.expires === undefined || this.deleted || this.cons.size > 0) return;
+    this.expiryAt = Date.now() + this.expires;
+    if (this.expiryTimer !== undefined) clearTimeout(this.expiryTimer);
+    this.startExpiryTimer(this.expires);
   }
 
   /**
@@ -386,16 +515,13 @@ export class Queue {
   delete(): number {
     if (this.deleted) return 0;
     this.deleted = true;
+    if (this.ttlTimer !== undefined) clearTimeout(this.ttlTimer);
+    if (this.expiryTimer !== undefined) clearTimeout(this.expiryTimer);
+    this.ttlTimer = this.expiryTimer = undefined;
     const n = this.purge();
-    const cs = this.consumers;
-    this.consumers = [];
-    this.byConsumer.clear();
-    this.directCount = 0;
+    const cs = this.cons.clear();
     this.unacked = 0;
-    for (const st of cs) {
-      st.removed = true;
-      st.takeAll();
-    }
+    for (const st of cs) st.takeAll();
     let failure: unknown;
     for (const st of cs) {
       try {
@@ -410,27 +536,97 @@ export class Queue {
 
   private own(d: Delivery): QueueDelivery | undefined {
     if (this.deleted || !(d instanceof QueueDelivery) || d.queue !== this) return undefined;
-    return d.state === DeliveryStates.outstanding ? d : undefined;
+    return d.state === OUTSTANDING ? d : undefined;
   }
 
   private settle(d: QueueDelivery): void {
-    d.state = DeliveryStates.settled;
+    d.state = SETTLED;
     if (d.consumer !== undefined) d.consumer.unlink(d);
     this.unacked--;
   }
 
-  /** Puts a copy of an outstanding delivery back at the head; the old handle becomes stale. */
-  private requeue(d: QueueDelivery): void {
-    if (d.state === DeliveryStates.outstanding) this.settle(d);
-    const again = new QueueDelivery(this, d.message, d.matched, true, d.deliveryCount + 1, d.seq, d.ttlDeadline);
-    this.ready.unshift(again);
+  private takeReady(): QueueDelivery | undefined {
+    const d = this.ready.shift();
+    if (d !== undefined) this.readyBytes -= d.message.body.length;
+    return d;
   }
 
-  private isExpired(d: QueueDelivery, now: number): boolean {
-    const exp = d.message.expiresAt;
-    // The queue TTL deadline is exclusive so that x-message-ttl 0 still reaches a consumer
-    // that is ready at once, as RabbitMQ documents for TTL 0.
-    return (exp !== undefined && exp <= now) || (d.ttlDeadline !== 0 && now > d.ttlDeadline);
+  /**
+   * Puts a copy of an outstanding delivery back at the head; the old handle becomes stale. Past
+   * a quorum queue's x-delivery-limit the message is dead-lettered instead (`rabbit_fifo`
+   * `return_one`: the count of returns, this one included, exceeds the limit).
+   */
+  private requeue(d: QueueDelivery): void {
+    if (d.state === OUTSTANDING) this.settle(d);
+    if (this.deliveryLimit !== undefined && d.deliveryCount > this.deliveryLimit) {
+      this.stats.dropped++;
+      this.deadLetter(d.message, 'delivery_limit');
+      return;
+    }
+    const again = new QueueDelivery(this, d.message, d.matched, true, d.deliveryCount + 1, d.seq, d.expiry);
+    this.ready.unshift(again);
+    this.readyBytes += d.message.body.length;
+  }
+
+  /** Requeues in original (enqueue) order; RabbitMQ `requeue_and_run` then applies drop-head. */
+  private requeueAll(list: QueueDelivery[]): void {
+    list.sort(bySeq);
+    for (let i = list.length - 1; i >= 0; i--) this.requeue(list[i]!);
+    if (this.limited && !this.rejectOnOverflow) this.dropHead();
+  }
+
+  /**
+   * After messages went back or died: a consumer that rejects inside `deliver` would otherwise
+   * get them (or their dead-lettered copies) straight back in a synchronous loop that never
+   * yields; end this round and give I/O a turn first.
+   */
+  private afterReturn(): void {
+    if (this.dispatching) {
+      this.yielded = true;
+      this.deferDispatch();
+    } else if (this.ready.length > 0) this.dispatch();
+  }
+
+  private dropHead(): void {
+    while (this.ready.length > this.maxLen || this.readyBytes > this.maxBytes) {
+      const d = this.takeReady()!;
+      d.state = SETTLED;
+      this.stats.dropped++;
+      this.deadLetter(d.message, 'maxlen');
+    }
+  }
+
+  private expire(d: QueueDelivery): void {
+    d.state = SETTLED;
+    this.stats.expired++;
+    this.deadLetter(d.message, 'expired');
+  }
+
+  private deadLetter(msg: Message, reason: DeadLetterReason): void {
+    if (this.onDeadLetter === undefined) return;
+    this.stats.deadLettered++;
+    this.onDeadLetter(this, msg, reason);
+  }
+
+  /** One timer for the head's expiry; rescheduled only when the head now expires sooner. */
+  private armTtl(): void {
+    const head = this.ready.peek();
+    if (head === undefined || head.expiry === 0) return;
+    const at = head.expiry;
+    if (this.ttlTimer !== undefined) {
+      if (at >= this.ttlTimerAt) return;
+      clearTimeout(this.ttlTimer);
+    }
+    this.ttlTimerAt = at;
+    const t = setTimeout(this.onTtlTimer, Math.min(MAX_TIMEOUT, Math.max(0, at - Date.now() + 1)));
+    t.unref();
+    this.ttlTimer = t;
+  }
+
+  private startExpiryTimer(ms: number): void {
+    const t = setTimeout(this.onExpiryTimer, Math.min(MAX_TIMEOUT, ms));
+    t.unref();
+    this.expiryTimer = t;
   }
 
   private deferDispatch(): void {
@@ -461,39 +657,23 @@ export class Queue {
     const ready = this.ready;
     while (ready.length > 0 && !this.deleted && !this.yielded) {
       const head = ready.peek()!;
-      if (head.ttlDeadline !== 0 || head.message.expiresAt !== undefined) {
+      if (head.expiry !== 0) {
         if (now === 0) now = Date.now();
-        if (this.isExpired(head, now)) {
-          ready.shift();
-          head.state = DeliveryStates.settled;
-          this.stats.expired++;
+        if (now > head.expiry) {
+          this.takeReady();
+          this.expire(head);
           continue;
         }
       }
-      const c = this.pickConsumer();
-      if (c === undefined) return;
-      ready.shift();
-      head.state = DeliveryStates.outstanding;
+      const c = this.cons.pick();
+      if (c === undefined) break;
+      this.takeReady();
+      head.state = OUTSTANDING;
       c.link(head);
       this.unacked++;
       this.stats.delivered++;
       c.sink.deliver(head);
     }
-  }
-
-  /** Round-robin over consumers with capacity: below prefetch and `canDeliver() !== false`. */
-  private pickConsumer(): ConsumerState | undefined {
-    const cs = this.consumers;
-    const n = cs.length;
-    for (let k = 0; k < n; k++) {
-      const idx = (this.rr + k) % n;
-      const c = cs[idx]!;
-      const prefetch = c.sink.prefetch;
-      if (prefetch > 0 && c.unsettled >= prefetch) continue;
-      if (c.sink.canDeliver !== undefined && c.sink.canDeliver() === false) continue;
-      this.rr = idx + 1;
-      return c;
-    }
-    return undefined;
+    if (ready.length > 0 && !this.deleted) this.armTtl();
   }
 }

@@ -1,0 +1,219 @@
+/**
+ * basic.publish: content assembly (AMQP 0-9-1 §4.2.6: method, content header, body frames,
+ * nothing else in between on that channel), then routing, basic.return, publisher confirms and
+ * transactional publishes.
+ */
+import type { Message } from '../core/broker-core.js';
+import type { AmqpChannel } from './channel.js';
+import { REPLY_TO_QUEUE } from './channel.js';
+import { type BasicProperties, type BasicPublish, decodeContentHeader, MethodId } from './codec/index.js';
+import { amqpError } from './errors.js';
+import { encodedProperties, toCoreMessage } from './mapping.js';
+
+const BASIC_CLASS = 60;
+
+/** Collects one message's frames; a channel has at most one message in assembly. */
+export class ContentAssembler {
+  private method: BasicPublish | undefined;
+  private props: BasicProperties | undefined;
+  private body: Buffer | undefined;
+  private received = 0;
+  private size = 0;
+
+  constructor(private readonly ch: AmqpChannel) {}
+
+  get busy(): boolean {
+    return this.method !== undefined;
+  }
+
+  reset(): void {
+    this.method = undefined;
+    this.props = undefined;
+    this.body = undefined;
+  }
+
+  start(m: BasicPublish): void {
+    // RabbitMQ never implemented immediate (`rabbit_channel`): a connection exception.
+    if (m.immediate) throw amqpError('NOT_IMPLEMENTED', 'immediate=true');
+    this.method = m;
+    this.props = undefined;
+  }
+
+  /** A content header frame arrived on this channel. */
+  header(payload: Buffer): void {
+    if (this.method === undefined || this.props !== undefined) {
+      throw amqpError('UNEXPECTED_FRAME', 'expected method frame, got non method frame instead');
+    }
+    const h = decodeContentHeader(payload);
+    if (h.classId !== BASIC_CLASS) {
+      throw amqpError('FRAME_ERROR', `content header for class ${h.classId}, expected ${BASIC_CLASS}`);
+    }
+    const max = this.ch.conn.ctx.settings.maxMessageSize;
+    if (h.bodySize > max) {
+      this.reset();
+      const e = amqpError(
+        'PRECONDITION_FAILED',
+        `message size ${h.bodySize} is larger than configured max size ${max}`,
+      );
+      e.classId = 60;
+      e.methodId = 40;
+      // The rest of this message's frames reach a closing channel and are dropped.
+      this.ch.conn.channelError(this.ch, e);
+      return;
+    }
+    this.props = h.properties;
+    this.size = h.bodySize;
+    this.received = 0;
+    if (h.bodySize === 0) {
+      this.complete(Buffer.alloc(0));
+      return;
+    }
+    this.body = undefined;
+  }
+
+  /** A body frame arrived; `payload` is a view into the socket chunk. */
+  bodyFrame(payload: Buffer): void {
+    if (this.props === undefined) {
+      throw amqpError('UNEXPECTED_FRAME', 'expected method frame, got non method frame instead');
+    }
+    const n = payload.length;
+    if (this.received + n > this.size) {
+      throw amqpError('FRAME_ERROR', `content body is larger than the ${this.size} bytes its header announced`);
+    }
+    if (this.received === 0 && n === this.size) {
+      // The whole body in one frame: one copy, so the message does not pin the socket chunk.
+      const body = Buffer.allocUnsafe(n);
+      payload.copy(body);
+      this.complete(body);
+      return;
+    }
+    this.body ??= Buffer.allocUnsafe(this.size);
+    payload.copy(this.body, this.received);
+    this.received += n;
+    if (this.received === this.size) this.complete(this.body);
+  }
+
+  /** A method frame arrived on this channel while content was expected (§4.2.6). */
+  checkIdle(): void {
+    if (this.method === undefined) return;
+    const what = this.props === undefined ? 'content header for class 60' : 'content body';
+    throw amqpError(
+      'UNEXPECTED_FRAME',
+      `expected ${what}, got non content ${this.props === undefined ? 'header' : 'body'} frame instead`,
+    );
+  }
+
+  private complete(body: Buffer): void {
+    const m = this.method!;
+    const props = this.props!;
+    this.reset();
+    this.ch.guard(60, 40, () => this.ch.publisher.publish(m, props, body));
+  }
+}
+
+export class Publisher {
+  private seq = 0;
+  /** Contiguous run of confirms not yet sent: (ackFrom, ackTo]; 0 = none. */
+  private ackFrom = 0;
+  private ackTo = 0;
+
+  constructor(private readonly ch: AmqpChannel) {}
+
+  publish(m: BasicPublish, props: BasicProperties, body: Buffer): void {
+    const ch = this.ch;
+    const conn = ch.conn;
+    conn.ctx.stats.messagesIn++;
+    const seq = ch.confirm ? ++this.seq : 0;
+    if (m.exchange !== '' && conn.core.vhost(conn.vhost)?.exchanges.get(m.exchange) === undefined) {
+      throw amqpError('NOT_FOUND', `no exchange '${m.exchange}' in vhost '${conn.vhost}'`);
+    }
+    if (props.userId !== undefined && props.userId !== conn.username) {
+      throw amqpError(
+        'PRECONDITION_FAILED',
+        `user_id property set to '${props.userId}' but authenticated user was '${conn.username ?? ''}'`,
+      );
+    }
+    if (props.replyTo === REPLY_TO_QUEUE) {
+      if (ch.replyTo === undefined) throw amqpError('PRECONDITION_FAILED', 'fast reply consumer does not exist');
+      props = { ...props, replyTo: ch.replyTo.name };
+    }
+    let cc: string[] | undefined;
+    if (props.headers !== undefined) {
+      cc = ccKeys(props.headers);
+      // BCC routes like CC but never reaches a consumer (RabbitMQ sender-selected distribution).
+      if (cc !== undefined && props.headers.some((h) => h[0] === 'BCC')) {
+        props = { ...props, headers: props.headers.filter((h) => h[0] !== 'BCC') };
+      }
+    }
+    const msg = toCoreMessage(props, body, {
+      vhost: conn.vhost,
+      exchange: m.exchange,
+      routingKey: m.routingKey,
+      publisherId: conn.id,
+      now: Date.now(),
+    });
+    if (ch.tx !== undefined) {
+      ch.tx.publishes.push({ msg, mandatory: m.mandatory, cc });
+      return;
+    }
+    const rejected = this.route(msg, m.mandatory, cc);
+    if (seq !== 0) {
+      if (rejected) this.nack(seq);
+      else this.ack(seq);
+    }
+  }
+
+  /** Routes; sends basic.return for an unroutable mandatory message. True when a queue refused it. */
+  route(msg: Message, mandatory: boolean, cc: readonly string[] | undefined): boolean {
+    const r = this.ch.conn.core.publish(msg, cc);
+    if (r.queues === 0 && r.rejected === 0 && mandatory) {
+      this.ch.conn.sendFrames(encodeReturn(this.ch, msg, 312, 'NO_ROUTE'));
+    }
+    return r.rejected > 0;
+  }
+
+  private ack(seq: number): void {
+    if (this.ackTo === 0) {
+      this.ackFrom = seq - 1;
+      this.ch.conn.markDirty(this.ch);
+    }
+    this.ackTo = seq;
+  }
+
+  private nack(seq: number): void {
+    this.flush();
+    this.ch.send({ id: MethodId.BasicNack, deliveryTag: seq, multiple: false, requeue: false });
+  }
+
+  /** Sends the pending run of confirms as one basic.ack (multiple when it covers more than one). */
+  flush(): void {
+    if (this.ackTo === 0) return;
+    const multiple = this.ackTo - this.ackFrom > 1;
+    if (this.ch.state === 'open') {
+      this.ch.send({ id: MethodId.BasicAck, deliveryTag: this.ackTo, multiple });
+    }
+    this.ackTo = 0;
+  }
+}
+
+/** Sender-selected keys: the `CC` and `BCC` headers, each an array of strings. */
+function ccKeys(headers: NonNullable<BasicProperties['headers']>): string[] | undefined {
+  let out: string[] | undefined;
+  for (const [k, v] of headers) {
+    if ((k !== 'CC' && k !== 'BCC') || !Array.isArray(v)) continue;
+    for (const x of v) {
+      const key = typeof x === 'string' ? x : Buffer.isBuffer(x) ? x.toString('utf8') : undefined;
+      if (key !== undefined) (out ??= []).push(key);
+    }
+  }
+  return out;
+}
+
+function encodeReturn(ch: AmqpChannel, msg: Message, replyCode: number, replyText: string): Buffer[] {
+  return ch.conn.encodeWithContent(
+    ch.id,
+    { id: MethodId.BasicReturn, replyCode, replyText, exchange: msg.exchange, routingKey: msg.routingKey },
+    encodedProperties(msg),
+    msg.body,
+  );
+}
