@@ -8,14 +8,17 @@ import type { AmqpChannel } from './channel.js';
 import { REPLY_TO_QUEUE } from './channel.js';
 import { type BasicProperties, type BasicPublish, decodeContentHeader, MethodId } from './codec/index.js';
 import { amqpError } from './errors.js';
-import { encodedProperties, toCoreMessage } from './mapping.js';
+import { encodedProperties, keepEncodedProperties, toCoreMessage } from './mapping.js';
 
 const BASIC_CLASS = 60;
+const EMPTY_RAW = Buffer.alloc(0);
 
 /** Collects one message's frames; a channel has at most one message in assembly. */
 export class ContentAssembler {
   private method: BasicPublish | undefined;
   private props: BasicProperties | undefined;
+  /** The property bytes as sent (flags and list), copied out of the socket chunk. */
+  private raw: Buffer = EMPTY_RAW;
   private body: Buffer | undefined;
   private received = 0;
   private size = 0;
@@ -62,6 +65,8 @@ export class ContentAssembler {
       return;
     }
     this.props = h.properties;
+    // class-id (2), weight (2), body size (8), then the property flags and list (§4.2.6.1).
+    this.raw = Buffer.from(payload.subarray(12));
     this.size = h.bodySize;
     this.received = 0;
     if (h.bodySize === 0) {
@@ -106,8 +111,9 @@ export class ContentAssembler {
   private complete(body: Buffer): void {
     const m = this.method!;
     const props = this.props!;
+    const raw = this.raw;
     this.reset();
-    this.ch.guard(60, 40, () => this.ch.publisher.publish(m, props, body));
+    this.ch.guard(60, 40, () => this.ch.publisher.publish(m, props, body, raw));
   }
 }
 
@@ -119,7 +125,7 @@ export class Publisher {
 
   constructor(private readonly ch: AmqpChannel) {}
 
-  publish(m: BasicPublish, props: BasicProperties, body: Buffer): void {
+  publish(m: BasicPublish, props: BasicProperties, body: Buffer, raw: Buffer): void {
     const ch = this.ch;
     const conn = ch.conn;
     conn.ctx.stats.messagesIn++;
@@ -136,6 +142,7 @@ export class Publisher {
     if (props.replyTo === REPLY_TO_QUEUE) {
       if (ch.replyTo === undefined) throw amqpError('PRECONDITION_FAILED', 'fast reply consumer does not exist');
       props = { ...props, replyTo: ch.replyTo.name };
+      raw = EMPTY_RAW;
     }
     let cc: string[] | undefined;
     if (props.headers !== undefined) {
@@ -143,6 +150,7 @@ export class Publisher {
       // BCC routes like CC but never reaches a consumer (RabbitMQ sender-selected distribution).
       if (cc !== undefined && props.headers.some((h) => h[0] === 'BCC')) {
         props = { ...props, headers: props.headers.filter((h) => h[0] !== 'BCC') };
+        raw = EMPTY_RAW;
       }
     }
     const msg = toCoreMessage(props, body, {
@@ -152,6 +160,7 @@ export class Publisher {
       publisherId: conn.id,
       now: Date.now(),
     });
+    if (raw !== EMPTY_RAW) keepEncodedProperties(msg, raw);
     if (ch.tx !== undefined) {
       ch.tx.publishes.push({ msg, mandatory: m.mandatory, cc });
       return;

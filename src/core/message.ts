@@ -42,7 +42,8 @@ export interface MessageProperties {
 
 /**
  * Adapter annotations that must survive routing but are not AMQP properties
- * (RabbitMQ `mc` annotations). Keys are namespaced: `x-mqtt-retain`, `x-mqtt-payload-format`.
+ * (RabbitMQ `mc` annotations). Keys are namespaced: `x-mqtt-retain`, `x-mqtt-payload-format`,
+ * `x-mqtt-publish-qos` (the MQTT publisher's QoS; its presence marks a message from MQTT).
  */
 export type Annotations = Readonly<Record<string, string | number | boolean | Buffer | undefined>>;
 

@@ -218,7 +218,7 @@ export class MqttConnection implements SessionOutput, Sweepable, FlowParty {
     const p: PublishPacket = { type: 3, dup, qos, retain, topic, payload: msg.body };
     if (packetId !== undefined) p.packetId = packetId;
     if (this.version === 5) {
-      const base = messageProperties(msg);
+      const base = messageProperties(msg, this.ctx.settings.topicExchange);
       let props: Properties | undefined;
       if (base || subscriptionIds || msg.expiresAt !== undefined) {
         props = base ? { ...base } : {};

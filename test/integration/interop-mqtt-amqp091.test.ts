@@ -1,10 +1,14 @@
 /**
  * MQTT ⇄ AMQP 0-9-1 on one broker, with real clients on both sides (mqtt.js 5, amqplib), after
- * RabbitMQ's MQTT plugin conventions (DESIGN.md "MQTT on the model"): an MQTT topic is a routing
- * key on `amq.topic` with `/` and `.` swapped; QoS ⇄ delivery-mode (with the publisher's QoS in
- * the `x-mqtt-publish-qos` header); MQTT 5 content type / correlation data / response topic /
- * user properties / message expiry ⇄ content-type / correlation-id / reply-to / headers /
- * expiration; an AMQP consumer may join the queue of an MQTT shared subscription.
+ * RabbitMQ's MQTT plugin conventions (DESIGN.md "MQTT on the model"; RabbitMQ 3.13/4.x
+ * deps/rabbitmq_mqtt/src/mc_mqtt.erl convert_to/convert_from mc_amqpl): an MQTT topic is a
+ * routing key on `amq.topic` with `/` and `.` swapped; QoS ⇄ delivery-mode (with the publisher's
+ * QoS in the `x-mqtt-publish-qos` header), and an AMQP message reaches MQTT with QoS
+ * min(subscription QoS, persistent ? 1 : 0); MQTT 5 content type / correlation data / response
+ * topic / user properties / message expiry ⇄ content-type / correlation-id (or header
+ * `x-correlation-id`) / header `x-reply-to-topic` and reply-to / headers / expiration; retain and
+ * payload format indicator are not carried by 0-9-1 (as in RabbitMQ). An AMQP consumer may join
+ * the queue of an MQTT shared subscription. Unit tests of every rule: test/unit/mapping-mqtt-amqp.test.ts.
  *
  * Retained messages are not covered: DESIGN.md does not say how an AMQP publisher would retain.
  */
@@ -147,6 +151,49 @@ describe('MQTT ⇄ AMQP 0-9-1 interop', () => {
           `message expiry interval 60 s → expiration in ms, got ${JSON.stringify(m.properties.expiration)}`,
         );
         assert.equal(m.properties.deliveryMode, 2);
+        assert.equal(m.properties.headers?.['x-reply-to-topic'], 'x.y', 'response topic also in x-reply-to-topic');
+      },
+    );
+
+    it(
+      'MQTT 5.0: binary correlation data → x-correlation-id; repeated user properties once; non-ASCII content type dropped; retain, payload format and QoS 2',
+      T,
+      async () => {
+        const ch = await amqpChannel();
+        const got = await boundQueue(ch, 'props2.v5');
+        const { c } = await mqttClient({ protocolVersion: 5 });
+        const corr = Buffer.from([0, 255, 1, 254]);
+        await c.publishAsync('props2/v5', 'text 🙂', {
+          qos: 2,
+          retain: true,
+          properties: {
+            contentType: 'text/plain; charset=ünï',
+            correlationData: corr,
+            payloadFormatIndicator: true,
+            userProperties: { b: ['first', 'second'], a: 'only', ['k'.repeat(256)]: 'name too long for AMQP' },
+          },
+        });
+        await waitFor(() => got.length >= 1, WAIT, 'the message');
+        const m = got[0]!;
+        assert.equal(m.properties.deliveryMode, 2, 'QoS 2 is persistent');
+        assert.equal(m.properties.correlationId, undefined, 'not UTF-8: no correlation-id');
+        assert.deepEqual(m.properties.headers?.['x-correlation-id'], corr, 'the bytes in x-correlation-id');
+        assert.equal(m.properties.contentType, undefined, 'a content type that is not ASCII is dropped');
+        assert.deepEqual(
+          userHeaders(m),
+          [
+            ['b', 'first'],
+            ['a', 'only'],
+          ],
+          'the first of repeated names; names over 255 bytes dropped',
+        );
+        assert.deepEqual(
+          Object.keys(m.properties.headers ?? {}).filter((k) => k.startsWith('x-')),
+          ['x-mqtt-publish-qos', 'x-correlation-id'],
+          'no header for retain or payload format indicator',
+        );
+        assert.equal(Number(m.properties.headers?.['x-mqtt-publish-qos']), 2);
+        await c.publishAsync('props2/v5', '', { qos: 1, retain: true }); // clear the retained message
       },
     );
 
@@ -244,6 +291,91 @@ describe('MQTT ⇄ AMQP 0-9-1 interop', () => {
       );
     });
 
+    it(
+      'x-reply-to-topic / x-correlation-id headers → Response Topic / Correlation Data; header types → strings',
+      T,
+      async () => {
+        const sub = await mqttClient({ protocolVersion: 5 });
+        await sub.c.subscribeAsync('amqphdr/#', { qos: 1 });
+        const ch = await amqpChannel();
+        const corr = Buffer.from([0, 255, 7]);
+        ch.publish('amq.topic', 'amqphdr.one', Buffer.from('hdr'), {
+          persistent: true,
+          replyTo: 'amq.gen-ignored-when-the-header-is-there',
+          headers: {
+            'x-reply-to-topic': 'replies.for.me',
+            'x-correlation-id': corr,
+            s: 'text',
+            neg: -70000,
+            f: 1.5,
+            no: false,
+            nil: null,
+            ts: { '!': 'timestamp', value: 1_700_000_000 },
+            bin: Buffer.from([1, 2, 3]),
+            arr: ['a', 'b'],
+            table: { k: 'v' },
+            'x-mqtt-publish-qos': 2,
+            'x-first-death-reason': 'expired',
+            last: 'z',
+          },
+          contentEncoding: 'gzip',
+          messageId: 'm-1',
+          type: 'kind',
+          appId: 'app',
+          timestamp: 1_700_000_000,
+          priority: 3,
+        });
+        await waitFor(() => sub.msgs.length >= 1, WAIT, 'the message');
+        const m = sub.msgs[0]!;
+        const p = m.packet.properties ?? {};
+        assert.equal(p.responseTopic, 'replies/for/me', 'x-reply-to-topic wins over reply-to');
+        assert.deepEqual(Buffer.from(p.correlationData ?? []), corr, 'x-correlation-id → correlation data');
+        assert.deepEqual(
+          Object.entries(p.userProperties ?? {}),
+          [
+            ['s', 'text'],
+            ['neg', '-70000'],
+            ['f', '1.5'],
+            ['no', 'false'],
+            ['nil', ''],
+            ['ts', '1700000000'],
+            ['x-first-death-reason', 'expired'],
+            ['last', 'z'],
+          ],
+          'byte arrays, arrays, tables and x-mqtt-publish-qos dropped; the rest as strings, in order',
+        );
+        assert.deepEqual(
+          Object.keys(p).sort(),
+          ['correlationData', 'responseTopic', 'userProperties'],
+          'content-encoding, message-id, type, app-id, timestamp, priority have no MQTT counterpart',
+        );
+        assert.equal(m.packet.qos, 1, 'persistent → QoS 1 even with x-mqtt-publish-qos 2');
+        assert.equal(m.packet.retain, false);
+      },
+    );
+
+    it('reply-to in RabbitMQ address form /exchange/amq.topic/<key> → Response Topic', T, async () => {
+      const sub = await mqttClient({ protocolVersion: 5 });
+      await sub.c.subscribeAsync('amqpaddr/+', { qos: 0 });
+      const ch = await amqpChannel();
+      ch.publish('amq.topic', 'amqpaddr.one', Buffer.from('a1'), { replyTo: '/exchange/amq.topic/resp.one' });
+      ch.publish('amq.topic', 'amqpaddr.two', Buffer.from('a2'), { replyTo: '/exchange/other/resp.two' });
+      await waitFor(() => sub.msgs.length >= 2, WAIT, 'both messages');
+      const rt = Object.fromEntries(sub.msgs.map((m) => [m.topic, m.packet.properties?.responseTopic]));
+      assert.deepEqual(rt, { 'amqpaddr/one': 'resp/one', 'amqpaddr/two': undefined });
+    });
+
+    it('MQTT 3.1.1 subscribers get the payload; QoS 2 subscription still gets QoS 1 at most', T, async () => {
+      const v4 = await mqttClient({ protocolVersion: 4 });
+      await v4.c.subscribeAsync('amqpv4/#', { qos: 2 });
+      const ch = await amqpChannel();
+      ch.publish('amq.topic', 'amqpv4.p', Buffer.from('p'), { persistent: true, headers: { h: 'v' } });
+      ch.publish('amq.topic', 'amqpv4.t', Buffer.from('t'), { persistent: false, contentType: 'text/plain' });
+      await waitFor(() => v4.msgs.length >= 2, WAIT, 'both messages');
+      const byTopic = Object.fromEntries(v4.msgs.map((m) => [m.topic, [m.payload.toString(), m.packet.qos]]));
+      assert.deepEqual(byTopic, { 'amqpv4/p': ['p', 1], 'amqpv4/t': ['t', 0] });
+    });
+
     it('a routing key with "/" arrives on a topic with ".": v1/2.temp → v1.2/temp', T, async () => {
       const sub = await mqttClient({ protocolVersion: 5 });
       await sub.c.subscribeAsync('v1.2/#', { qos: 1 });
@@ -251,6 +383,100 @@ describe('MQTT ⇄ AMQP 0-9-1 interop', () => {
       ch.publish('amq.topic', 'v1/2.temp', Buffer.from('swapped'));
       await waitFor(() => sub.msgs.length >= 1, WAIT, 'the message');
       assert.equal(sub.msgs[0]!.topic, 'v1.2/temp');
+    });
+  });
+
+  describe('mqtt→amqp091→mqtt (an AMQP consumer republishes what it got)', () => {
+    /** An AMQP consumer on `in` that republishes each delivery to amq.topic `out`, properties as received. */
+    async function relay(inKey: string, outKey: string): Promise<ConsumeMessage[]> {
+      const ch = await amqpChannel();
+      const q = await ch.assertQueue('', { exclusive: true });
+      await ch.bindQueue(q.queue, 'amq.topic', inKey);
+      const seen: ConsumeMessage[] = [];
+      await ch.consume(
+        q.queue,
+        (m) => {
+          if (!m) return;
+          seen.push(m);
+          const { headers, ...rest } = m.properties;
+          ch.publish('amq.topic', outKey, m.content, { ...rest, headers: { ...headers } });
+        },
+        { noAck: true },
+      );
+      return seen;
+    }
+
+    it('every MQTT 5 property the AMQP table allows comes back; QoS from delivery-mode', T, async () => {
+      const seen = await relay('rt.in', 'rt.out');
+      const sub = await mqttClient({ protocolVersion: 5 });
+      await sub.c.subscribeAsync('rt/out', { qos: 2 });
+      const { c } = await mqttClient({ protocolVersion: 5 });
+      const corr = Buffer.from([0, 255, 0]);
+      await c.publishAsync('rt/in', 'round trip', {
+        qos: 2,
+        properties: {
+          contentType: 'application/json',
+          correlationData: corr,
+          responseTopic: 'reply/v1.2',
+          userProperties: { zeta: ['1', '3'], alpha: '2' },
+          payloadFormatIndicator: true,
+          messageExpiryInterval: 60,
+        },
+      });
+      await waitFor(() => sub.msgs.length >= 1, WAIT, 'the relayed message');
+      assert.equal(seen.length, 1);
+      const m = sub.msgs[0]!;
+      assert.equal(m.payload.toString(), 'round trip');
+      assert.equal(m.packet.qos, 1, 'QoS 2 → persistent → QoS 1 (the republish is an AMQP message)');
+      const p = m.packet.properties ?? {};
+      assert.equal(p.contentType, 'application/json');
+      assert.deepEqual(Buffer.from(p.correlationData ?? []), corr, 'binary correlation data via x-correlation-id');
+      assert.equal(p.responseTopic, 'reply/v1.2', 'response topic via x-reply-to-topic, dots kept');
+      assert.deepEqual({ ...p.userProperties }, { zeta: '1', alpha: '2' }, 'the first of repeated names');
+      assert.equal(p.payloadFormatIndicator, undefined, 'not carried by AMQP 0-9-1 (RabbitMQ neither)');
+      const expiry = p.messageExpiryInterval;
+      assert.ok(typeof expiry === 'number' && expiry >= 1 && expiry <= 60, `expiry ≤ 60 s, got ${expiry}`);
+    });
+
+    it('QoS 0 and 1 publishes come back at QoS 0 and 1', T, async () => {
+      await relay('rtq.*', 'rtq.out');
+      const sub = await mqttClient({ protocolVersion: 5 });
+      await sub.c.subscribeAsync('rtq/out', { qos: 1 });
+      const { c } = await mqttClient({ protocolVersion: 4 });
+      await c.publishAsync('rtq/q0', 'q0', { qos: 0 });
+      await c.publishAsync('rtq/q1', 'q1', { qos: 1 });
+      await waitFor(() => sub.msgs.length >= 2, WAIT, 'both relayed messages');
+      const qos = Object.fromEntries(sub.msgs.map((m) => [m.payload.toString(), m.packet.qos]));
+      assert.deepEqual(qos, { q0: 0, q1: 1 });
+    });
+
+    it('request/response: an AMQP responder answers an MQTT requester on its response topic', T, async () => {
+      const ch = await amqpChannel();
+      const q = await ch.assertQueue('', { exclusive: true });
+      await ch.bindQueue(q.queue, 'amq.topic', 'svc.time');
+      await ch.consume(
+        q.queue,
+        (m) => {
+          if (!m) return;
+          // RabbitMQ's way: the topic in x-reply-to-topic, the correlation in correlation-id.
+          const key = String(m.properties.headers?.['x-reply-to-topic']);
+          ch.publish('amq.topic', key, Buffer.from(`answer to ${m.content}`), {
+            correlationId: m.properties.correlationId,
+          });
+        },
+        { noAck: true },
+      );
+      const requester = await mqttClient({ protocolVersion: 5 });
+      await requester.c.subscribeAsync('clients/me/responses', { qos: 1 });
+      await requester.c.publishAsync('svc/time', 'what time is it', {
+        qos: 1,
+        properties: { responseTopic: 'clients/me/responses', correlationData: Buffer.from('req-42') },
+      });
+      await waitFor(() => requester.msgs.length >= 1, WAIT, 'the response');
+      const r = requester.msgs[0]!;
+      assert.equal(r.topic, 'clients/me/responses');
+      assert.equal(r.payload.toString(), 'answer to what time is it');
+      assert.equal(Buffer.from(r.packet.properties?.correlationData ?? []).toString(), 'req-42');
     });
   });
 
