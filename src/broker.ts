@@ -13,6 +13,9 @@ import { startHttpServer } from './mgmt/http.js';
 import { MqttConnection } from './mqtt/connection.js';
 import { MqttContext, type MqttSettings } from './mqtt/context.js';
 import type { MqttHooks } from './mqtt/hooks.js';
+import { Session } from './mqtt/session.js';
+import { createEmbeddedStore } from './store/embedded/index.js';
+import type { Store } from './store/store.js';
 import { listenTcp, type OpenListener } from './transport/tcp.js';
 import { listenWebSocket } from './transport/websocket.js';
 import type { ByteConnection } from './util/byte-connection.js';
@@ -55,6 +58,7 @@ export class Broker extends EventEmitter implements MqttHooks {
   authorizeSubscribe?: MqttHooks['authorizeSubscribe'];
   private readonly mqtt: MqttContext;
   private readonly amqp: AmqpContext;
+  private store: Store | undefined;
   private readonly openListeners: Array<{ address: ListenerAddress; close(): Promise<void> }> = [];
   private state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
 
@@ -126,6 +130,7 @@ export class Broker extends EventEmitter implements MqttHooks {
     this.state = 'starting';
     const L = this.config.listeners;
     try {
+      await this.openStore();
       this.mqtt.start();
       this.amqp.start();
       if (L.mqtt) {
@@ -173,6 +178,7 @@ export class Broker extends EventEmitter implements MqttHooks {
       }
     } catch (err) {
       await this.closeAll();
+      await this.closeStore();
       this.state = 'stopped';
       throw err;
     }
@@ -180,6 +186,21 @@ export class Broker extends EventEmitter implements MqttHooks {
     this.log.info('broker started', {
       listeners: this.addresses.map((a) => `${a.name}=${a.port}`).join(','),
     });
+  }
+
+  /** Opens the embedded store and replays it into the core before any listener opens. */
+  private async openStore(): Promise<void> {
+    const st = this.config.storage;
+    if (!st.persistence) return;
+    const log = this.log.child('store');
+    const store = createEmbeddedStore({ dir: st.dataDir, logger: log });
+    const defs = await store.open();
+    this.store = store;
+    const counts = this.core.recover(store, defs);
+    const sessions = this.mqtt.restoreSessions(
+      (vhost, clientId, queue) => new Session(this.mqtt, vhost, clientId, queue),
+    );
+    log.info('store recovered', { dir: st.dataDir, ...counts, mqttSessions: sessions });
   }
 
   private async open<T>(name: ListenerName, p: Promise<T>, port: number): Promise<T> {
@@ -238,8 +259,20 @@ export class Broker extends EventEmitter implements MqttHooks {
     await this.closeAll();
     this.mqtt.stop();
     this.amqp.stop();
+    await this.closeStore();
     this.state = 'stopped';
     this.log.info('broker stopped');
+  }
+
+  private async closeStore(): Promise<void> {
+    const store = this.store;
+    this.store = undefined;
+    if (store === undefined) return;
+    try {
+      await store.close();
+    } catch (err) {
+      this.log.error('store close failed', { error: String(err) });
+    }
   }
 
   private async closeAll(): Promise<void> {

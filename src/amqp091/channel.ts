@@ -43,6 +43,8 @@ interface Unacked {
   readonly tag: number;
   readonly delivery: Delivery;
   readonly queue: Queue;
+  /** A consumer delivery (counts toward global prefetch), not a basic.get. */
+  readonly consumed: boolean;
   /** Coarse time of hand-out (ms), for `amqp.consumerTimeout`. */
   readonly at: number;
 }
@@ -79,6 +81,13 @@ export class AmqpConsumer implements ConsumerSink {
 export class AmqpChannel {
   /** 'closing': we sent channel.close and wait for close-ok, dropping everything else (§1.5.2.5). */
   state: 'open' | 'closing' = 'open';
+  /**
+   * Confirms may still be sent: until our channel.close or close-ok is on the wire. Confirms
+   * decided before a close go out before it (RabbitMQ sends them as each method completes).
+   */
+  confirmsOpen = true;
+  /** Consumer deliveries not yet settled, acks held in an open transaction included (global prefetch). */
+  private held = 0;
   lastQueue: string | undefined;
   readonly consumers = new Map<string, AmqpConsumer>();
   readonly unacked = new Map<number, Unacked>();
@@ -255,16 +264,28 @@ export class AmqpChannel {
 
   canDeliver(): boolean {
     if (this.state !== 'open' || this.conn.congested) return false;
-    return this.channelPrefetch === 0 || this.unacked.size < this.channelPrefetch;
+    return this.channelPrefetch === 0 || this.held < this.channelPrefetch;
   }
 
   deliver(c: AmqpConsumer, d: Delivery): void {
-    let tag = 0;
-    if (c.noAck) {
-      c.queue.ack(d);
-      tag = this.nextTag++;
-    } else tag = this.track(d, c.queue);
-    this.sendDeliver(c.tag, tag, d.redelivered, d.message, deliveryCountProps(c.queue, d));
+    let frames: Buffer[];
+    const tag = this.nextTag++;
+    try {
+      frames = this.encodeDeliver(c.tag, tag, d.redelivered, d.message, deliveryCountProps(c.queue, d));
+    } catch (err) {
+      // A message 0-9-1 cannot carry (a routing key over 255 bytes from another protocol or a
+      // dead-letter key): dropped, never thrown into the queue's dispatch.
+      this.conn.ctx.log.warn('AMQP delivery dropped: message cannot be encoded', {
+        queue: c.queue.name,
+        error: (err as Error).message,
+      });
+      c.queue.nack(d, false);
+      return;
+    }
+    if (c.noAck) c.queue.ack(d);
+    else this.track(tag, d, c.queue, true);
+    this.conn.sendFrames(frames);
+    this.conn.ctx.stats.messagesOut++;
   }
 
   /** The at-most-once path for no-ack consumers; false when the connection cannot take it now. */
@@ -274,20 +295,31 @@ export class AmqpChannel {
     return true;
   }
 
-  private track(d: Delivery, queue: Queue): number {
-    const tag = this.nextTag++;
-    this.unacked.set(tag, { tag, delivery: d, queue, at: this.conn.clock });
-    return tag;
+  private track(tag: number, d: Delivery, queue: Queue, consumed: boolean): void {
+    this.unacked.set(tag, { tag, delivery: d, queue, consumed, at: this.conn.clock });
+    if (consumed) this.held++;
   }
 
-  private sendDeliver(
+  private sendDeliver(consumerTag: string, deliveryTag: number, redelivered: boolean, msg: Message): void {
+    let frames: Buffer[];
+    try {
+      frames = this.encodeDeliver(consumerTag, deliveryTag, redelivered, msg, encodedProperties(msg));
+    } catch (err) {
+      this.conn.ctx.log.warn('AMQP delivery dropped: message cannot be encoded', { error: (err as Error).message });
+      return;
+    }
+    this.conn.sendFrames(frames);
+    this.conn.ctx.stats.messagesOut++;
+  }
+
+  private encodeDeliver(
     consumerTag: string,
     deliveryTag: number,
     redelivered: boolean,
     msg: Message,
-    props: Buffer = encodedProperties(msg),
-  ): void {
-    const frames = encodeMethodWithContent(
+    props: Buffer,
+  ): Buffer[] {
+    return encodeMethodWithContent(
       this.id,
       {
         id: MethodId.BasicDeliver,
@@ -301,8 +333,6 @@ export class AmqpChannel {
       msg.body,
       this.conn.frameMax,
     );
-    this.conn.sendFrames(frames);
-    this.conn.ctx.stats.messagesOut++;
   }
 
   private onGet(m: BasicGet): void {
@@ -312,22 +342,31 @@ export class AmqpChannel {
       this.send({ id: MethodId.BasicGetEmpty, clusterId: '' });
       return;
     }
-    const tag = m.noAck ? this.nextTag++ : this.track(d, q);
+    const tag = this.nextTag++;
     const msg = d.message;
-    const frames = encodeMethodWithContent(
-      this.id,
-      {
-        id: MethodId.BasicGetOk,
-        deliveryTag: tag,
-        redelivered: d.redelivered,
-        exchange: msg.exchange,
-        routingKey: msg.routingKey,
-        messageCount: q.messageCount,
-      },
-      deliveryCountProps(q, d),
-      msg.body,
-      this.conn.frameMax,
-    );
+    let frames: Buffer[];
+    try {
+      frames = encodeMethodWithContent(
+        this.id,
+        {
+          id: MethodId.BasicGetOk,
+          deliveryTag: tag,
+          redelivered: d.redelivered,
+          exchange: msg.exchange,
+          routingKey: msg.routingKey,
+          messageCount: q.messageCount,
+        },
+        deliveryCountProps(q, d),
+        msg.body,
+        this.conn.frameMax,
+      );
+    } catch (err) {
+      this.conn.ctx.log.warn('AMQP basic.get: message cannot be encoded, dropped', { error: (err as Error).message });
+      if (!m.noAck) q.nack(d, false);
+      this.send({ id: MethodId.BasicGetEmpty, clusterId: '' });
+      return;
+    }
+    if (!m.noAck) this.track(tag, d, q, false);
     this.conn.sendFrames(frames);
     this.conn.ctx.stats.messagesOut++;
   }
@@ -335,6 +374,8 @@ export class AmqpChannel {
   /** Entries a basic.ack/nack/reject names; an unknown tag is a 406 (RabbitMQ). */
   private take(tag: number, multiple: boolean): Unacked[] {
     if (multiple) {
+      // The named tag itself must be outstanding (§1.8.3.13, rabbit_channel collect_acks).
+      if (tag !== 0 && !this.unacked.has(tag)) throw amqpError('PRECONDITION_FAILED', `unknown delivery tag ${tag}`);
       const out: Unacked[] = [];
       for (const [t, u] of this.unacked) {
         if (tag !== 0 && t > tag) break;
@@ -364,6 +405,7 @@ export class AmqpChannel {
   }
 
   private settle(entries: readonly Unacked[], kind: 'ack' | 'nack', requeue: boolean): void {
+    for (const u of entries) if (u.consumed) this.held--;
     if (kind === 'ack') {
       for (const u of entries) u.queue.ack(u.delivery);
     } else if (entries.length === 1) {
@@ -383,7 +425,9 @@ export class AmqpChannel {
       this.tx.acks = [];
       entries.sort((a, b) => a.tag - b.tag);
     }
+    this.held = 0;
     for (const [q, ds] of byQueue(entries)) q.nackMany(ds, true);
+    if (this.channelPrefetch !== 0) this.wakeConsumers();
   }
 
   private wakeConsumers(): void {
@@ -412,7 +456,7 @@ export class AmqpChannel {
   consumerCancelledByServer(c: AmqpConsumer): void {
     if (this.consumers.get(c.tag) !== c) return;
     this.consumers.delete(c.tag);
-    for (const [t, u] of this.unacked) if (u.queue === c.queue) this.unacked.delete(t);
+    // Its unacked deliveries stay: acking them is accepted and does nothing (rabbit_channel handle_eol).
     if (this.state === 'open' && this.conn.clientCapability('consumer_cancel_notify')) {
       this.send({ id: MethodId.BasicCancel, consumerTag: c.tag, nowait: true });
     }
@@ -423,10 +467,13 @@ export class AmqpChannel {
   private commit(): void {
     const tx = this.tx;
     if (tx === undefined) throw amqpError('PRECONDITION_FAILED', 'channel is not transactional');
+    for (const p of tx.publishes) this.publisher.route(p.msg, p.mandatory, p.cc, true);
     this.tx = { publishes: [], acks: [] };
-    for (const p of tx.publishes) this.publisher.route(p.msg, p.mandatory, p.cc);
     for (const a of tx.acks) this.settle(a.entries, a.kind, a.requeue);
-    this.send({ id: MethodId.TxCommitOk });
+    // commit-ok promises the publishes are stored: it waits for the group commit.
+    this.conn.core.whenDurable(() => {
+      if (this.state === 'open') this.send({ id: MethodId.TxCommitOk });
+    });
   }
 
   private rollback(): void {

@@ -58,6 +58,7 @@ export class AmqpConnection implements Sweepable {
   private wroteFlag = false;
   private dirty: AmqpChannel[] = [];
   private closeTimer: NodeJS.Timeout | undefined;
+  private readPaused = false;
 
   constructor(
     readonly ctx: AmqpContext,
@@ -73,7 +74,12 @@ export class AmqpConnection implements Sweepable {
       data: (chunk) => this.onData(chunk),
       close: () => this.onClose(),
       drain: () => {
-        if (this.conn.bufferedBytes < OUTPUT_HIGH_WATER) for (const ch of this.channels.values()) ch.drained();
+        if (this.conn.bufferedBytes >= OUTPUT_HIGH_WATER) return;
+        if (this.readPaused) {
+          this.readPaused = false;
+          this.conn.resumeReading();
+        }
+        for (const ch of this.channels.values()) ch.drained();
       },
     });
     ctx.connections.add(this);
@@ -143,6 +149,12 @@ export class AmqpConnection implements Sweepable {
         const ds = this.dirty;
         this.dirty = [];
         for (const ch of ds) ch.publisher.flush();
+      }
+      // Input back-pressure: a client whose replies (returns, deliveries) pile up unsent is not
+      // read until they drain.
+      if (this.congested && !this.readPaused && (this.state as State) !== 'closed') {
+        this.readPaused = true;
+        this.conn.pauseReading();
       }
     }
   }
@@ -254,8 +266,14 @@ export class AmqpConnection implements Sweepable {
       }
       if (m.id === MethodId.ChannelClose) {
         ch.release();
+        ch.state = 'closing';
         this.freeChannel(ch);
-        this.sendMethod(f.channel, { id: MethodId.ChannelCloseOk });
+        // Confirms decided before the close go out first, then close-ok and nothing after it.
+        ch.publisher.flush();
+        this.core.whenDurable(() => {
+          ch.confirmsOpen = false;
+          if (this.state === 'running') this.sendMethod(ch.id, { id: MethodId.ChannelCloseOk });
+        });
         return;
       }
       if (m.id === MethodId.ChannelOpen) throw blame(amqpError('CHANNEL_ERROR', "second 'channel.open' seen"), m.id);
@@ -312,6 +330,7 @@ export class AmqpConnection implements Sweepable {
         return;
       case MethodId.ConnectionClose:
         this.ctx.log.debug('AMQP connection closed by client', { conn: this.id, code: m.replyCode });
+        for (const ch of this.channels.values()) ch.confirmsOpen = false;
         this.releaseAll();
         this.sendMethod(0, { id: MethodId.ConnectionCloseOk });
         this.finish();
@@ -432,12 +451,19 @@ export class AmqpConnection implements Sweepable {
     this.ctx.log.warn('AMQP channel error', { conn: this.id, channel: ch.id, error: e.message });
     ch.release();
     ch.state = 'closing';
-    this.sendMethod(ch.id, {
-      id: MethodId.ChannelClose,
-      replyCode: e.code,
-      replyText: truncate(e.message),
-      classId: e.classId,
-      methodId: e.methodId,
+    // Confirms decided before the error go out before channel.close (RabbitMQ sends them as
+    // each method completes); after it, none.
+    ch.publisher.flush();
+    this.core.whenDurable(() => {
+      ch.confirmsOpen = false;
+      if (this.state !== 'running') return;
+      this.sendMethod(ch.id, {
+        id: MethodId.ChannelClose,
+        replyCode: e.code,
+        replyText: truncate(e.message),
+        classId: e.classId,
+        methodId: e.methodId,
+      });
     });
   }
 
@@ -455,15 +481,32 @@ export class AmqpConnection implements Sweepable {
       this.finish();
       return;
     }
-    this.closeWith(320, "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'", 0, 0);
-    // The listener destroys its sockets next; end() hands the close to the kernel first.
+    // The listener destroys its sockets next: the close goes now, and end() hands it to the kernel.
+    for (const ch of this.channels.values()) ch.confirmsOpen = false;
+    this.releaseAll();
+    const text = "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'";
+    this.sendMethod(0, { id: MethodId.ConnectionClose, replyCode: 320, replyText: text, classId: 0, methodId: 0 });
+    this.state = 'closing';
     this.conn.end();
   }
 
   private closeWith(code: number, text: string, classId: number, methodId: number): void {
+    // Confirms decided before the error go out first; nothing after connection.close.
+    const chs = [...this.channels.values()];
+    for (const ch of chs) ch.publisher.flush();
     this.releaseAll();
-    this.sendMethod(0, { id: MethodId.ConnectionClose, replyCode: code, replyText: truncate(text), classId, methodId });
     this.state = 'closing';
+    this.core.whenDurable(() => {
+      for (const ch of chs) ch.confirmsOpen = false;
+      if (this.state !== 'closing') return;
+      this.sendMethod(0, {
+        id: MethodId.ConnectionClose,
+        replyCode: code,
+        replyText: truncate(text),
+        classId,
+        methodId,
+      });
+    });
     this.closeTimer = setTimeout(() => this.finish(), CLOSE_OK_TIMEOUT_MS).unref();
   }
 
@@ -474,18 +517,29 @@ export class AmqpConnection implements Sweepable {
     this.conn.end();
   }
 
+  /** Releases every channel; one that fails to release does not stop the others (or onClose). */
   private releaseAll(): void {
-    for (const ch of this.channels.values()) {
-      ch.release();
-      this.ctx.stats.channels--;
-    }
+    const chs = [...this.channels.values()];
     this.channels.clear();
+    for (const ch of chs) {
+      this.ctx.stats.channels--;
+      try {
+        ch.release();
+      } catch (err) {
+        this.ctx.log.error('AMQP channel release failed', { conn: this.id, channel: ch.id, error: String(err) });
+      }
+    }
   }
 
   private onClose(): void {
     if (this.closeTimer !== undefined) clearTimeout(this.closeTimer);
     this.releaseAll();
-    const n = this.core.deleteQueuesOwnedBy(this.id);
+    let n = 0;
+    try {
+      n = this.core.deleteQueuesOwnedBy(this.id);
+    } catch (err) {
+      this.ctx.log.error('AMQP exclusive queue cleanup failed', { conn: this.id, error: String(err) });
+    }
     if (this.state === 'running') {
       this.ctx.log.info('AMQP connection closed abruptly', { conn: this.id, exclusiveQueuesDeleted: n });
     }

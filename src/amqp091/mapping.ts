@@ -12,6 +12,7 @@ import {
   type HeaderValue,
   type Message,
   type MessageProperties,
+  RAW_PROPERTIES,
 } from '../core/broker-core.js';
 import { type BasicProperties, encodeBasicProperties } from './codec/index.js';
 import { amqpError } from './errors.js';
@@ -28,6 +29,8 @@ export interface InboundContext {
   routingKey: string;
   publisherId: string;
   now: number;
+  /** The property bytes as the publisher sent them, when `p` is exactly what they encode. */
+  raw?: Buffer;
 }
 
 /**
@@ -71,6 +74,7 @@ export function toCoreMessage(p: BasicProperties, body: Buffer, ctx: InboundCont
     routingKey: ctx.routingKey,
     body,
     properties,
+    ...(ctx.raw !== undefined && { annotations: { [RAW_PROPERTIES]: ctx.raw } }),
     publisherId: ctx.publisherId,
     ...(expiresAt !== undefined && { expiresAt }),
     createdAt: ctx.now,
@@ -185,16 +189,9 @@ const encodedCache = new WeakMap<Message, Buffer>();
  * The encoded property list of a message, built once per message: a fan-out to many AMQP
  * consumers encodes it once (STYLE.md habit 7, RabbitMQ keeps the original bytes likewise).
  */
-/**
- * Keeps the property bytes an AMQP 0-9-1 publisher sent, for deliveries of that very message:
- * no re-encoding, and header field types survive exactly (RabbitMQ keeps `mc_amqpl`'s original
- * binary likewise). `raw` must be a buffer the message may own.
- */
-export function keepEncodedProperties(msg: Message, raw: Buffer): void {
-  encodedCache.set(msg, raw);
-}
-
 export function encodedProperties(msg: Message): Buffer {
+  const raw = msg.annotations[RAW_PROPERTIES];
+  if (Buffer.isBuffer(raw)) return raw;
   let b = encodedCache.get(msg);
   if (b === undefined) {
     b = encodeBasicProperties(toBasicProperties(msg));

@@ -8,10 +8,12 @@ import type { AmqpChannel } from './channel.js';
 import { REPLY_TO_QUEUE } from './channel.js';
 import { type BasicProperties, type BasicPublish, decodeContentHeader, MethodId } from './codec/index.js';
 import { amqpError } from './errors.js';
-import { encodedProperties, keepEncodedProperties, toCoreMessage } from './mapping.js';
+import { encodedProperties, toCoreMessage } from './mapping.js';
 
 const BASIC_CLASS = 60;
 const EMPTY_RAW = Buffer.alloc(0);
+/** Bodies up to this size get their buffer when the first frame arrives; larger ones collect frames. */
+const PREALLOCATE_BODY_MAX = 1 << 20;
 
 /** Collects one message's frames; a channel has at most one message in assembly. */
 export class ContentAssembler {
@@ -20,6 +22,7 @@ export class ContentAssembler {
   /** The property bytes as sent (flags and list), copied out of the socket chunk. */
   private raw: Buffer = EMPTY_RAW;
   private body: Buffer | undefined;
+  private parts: Buffer[] | undefined;
   private received = 0;
   private size = 0;
 
@@ -33,6 +36,7 @@ export class ContentAssembler {
     this.method = undefined;
     this.props = undefined;
     this.body = undefined;
+    this.parts = undefined;
   }
 
   start(m: BasicPublish): void {
@@ -92,10 +96,17 @@ export class ContentAssembler {
       this.complete(body);
       return;
     }
-    this.body ??= Buffer.allocUnsafe(this.size);
-    payload.copy(this.body, this.received);
+    if (this.size <= PREALLOCATE_BODY_MAX) {
+      this.body ??= Buffer.allocUnsafe(this.size);
+      payload.copy(this.body, this.received);
+    } else {
+      // A large announced body is not reserved up front: only what arrives takes memory.
+      (this.parts ??= []).push(Buffer.from(payload));
+    }
     this.received += n;
-    if (this.received === this.size) this.complete(this.body);
+    if (this.received === this.size) {
+      this.complete(this.parts === undefined ? this.body! : Buffer.concat(this.parts, this.size));
+    }
   }
 
   /** A method frame arrived on this channel while content was expected (§4.2.6). */
@@ -119,9 +130,8 @@ export class ContentAssembler {
 
 export class Publisher {
   private seq = 0;
-  /** Contiguous run of confirms not yet sent: (ackFrom, ackTo]; 0 = none. */
-  private ackFrom = 0;
-  private ackTo = 0;
+  /** Confirm decisions of this turn, in order: +seq for an ack, -seq for a nack. */
+  private decided: number[] = [];
 
   constructor(private readonly ch: AmqpChannel) {}
 
@@ -130,8 +140,16 @@ export class Publisher {
     const conn = ch.conn;
     conn.ctx.stats.messagesIn++;
     const seq = ch.confirm ? ++this.seq : 0;
-    if (m.exchange !== '' && conn.core.vhost(conn.vhost)?.exchanges.get(m.exchange) === undefined) {
-      throw amqpError('NOT_FOUND', `no exchange '${m.exchange}' in vhost '${conn.vhost}'`);
+    if (m.exchange !== '') {
+      const x = conn.core.vhost(conn.vhost)?.exchanges.get(m.exchange);
+      if (x === undefined) throw amqpError('NOT_FOUND', `no exchange '${m.exchange}' in vhost '${conn.vhost}'`);
+      // Checked at publish, in a transaction too (rabbit_channel basic.publish).
+      if (x.internal) {
+        throw amqpError(
+          'ACCESS_REFUSED',
+          `cannot publish to internal exchange '${m.exchange}' in vhost '${conn.vhost}'`,
+        );
+      }
     }
     if (props.userId !== undefined && props.userId !== conn.username) {
       throw amqpError(
@@ -159,8 +177,8 @@ export class Publisher {
       routingKey: m.routingKey,
       publisherId: conn.id,
       now: Date.now(),
+      ...(raw !== EMPTY_RAW && { raw }),
     });
-    if (raw !== EMPTY_RAW) keepEncodedProperties(msg, raw);
     if (ch.tx !== undefined) {
       ch.tx.publishes.push({ msg, mandatory: m.mandatory, cc });
       return;
@@ -173,8 +191,16 @@ export class Publisher {
   }
 
   /** Routes; sends basic.return for an unroutable mandatory message. True when a queue refused it. */
-  route(msg: Message, mandatory: boolean, cc: readonly string[] | undefined): boolean {
-    const r = this.ch.conn.core.publish(msg, cc);
+  route(msg: Message, mandatory: boolean, cc: readonly string[] | undefined, lenient = false): boolean {
+    let r: { queues: number; rejected: number };
+    try {
+      r = this.ch.conn.core.publish(msg, cc);
+    } catch (err) {
+      // A transactional publish was checked when it arrived; an exchange deleted before the
+      // commit makes it unroutable, as RabbitMQ (which routes at publish time) would see it.
+      if (!lenient) throw err;
+      r = { queues: 0, rejected: 0 };
+    }
     if (r.queues === 0 && r.rejected === 0 && mandatory) {
       this.ch.conn.sendFrames(encodeReturn(this.ch, msg, 312, 'NO_ROUTE'));
     }
@@ -182,26 +208,52 @@ export class Publisher {
   }
 
   private ack(seq: number): void {
-    if (this.ackTo === 0) {
-      this.ackFrom = seq - 1;
-      this.ch.conn.markDirty(this.ch);
-    }
-    this.ackTo = seq;
+    if (this.decided.length === 0) this.ch.conn.markDirty(this.ch);
+    this.decided.push(seq);
   }
 
   private nack(seq: number): void {
-    this.flush();
-    this.ch.send({ id: MethodId.BasicNack, deliveryTag: seq, multiple: false, requeue: false });
+    if (this.decided.length === 0) this.ch.conn.markDirty(this.ch);
+    this.decided.push(-seq);
   }
 
-  /** Sends the pending run of confirms as one basic.ack (multiple when it covers more than one). */
+  /**
+   * Called once the turn's frames are handled: the turn's confirms go out when its writes are
+   * durable (group commit; at once without a store). Runs of acks become one `multiple` ack.
+   */
   flush(): void {
-    if (this.ackTo === 0) return;
-    const multiple = this.ackTo - this.ackFrom > 1;
-    if (this.ch.state === 'open') {
-      this.ch.send({ id: MethodId.BasicAck, deliveryTag: this.ackTo, multiple });
+    if (this.decided.length === 0) return;
+    const batch = this.decided;
+    this.decided = [];
+    this.ch.conn.core.whenDurable((err) => this.send(batch, err));
+  }
+
+  private send(batch: readonly number[], err: Error | undefined): void {
+    const ch = this.ch;
+    if (!ch.confirmsOpen) return;
+    if (err !== undefined) {
+      // The store could not make them durable: every one of them is a nack.
+      for (const d of batch)
+        ch.send({ id: MethodId.BasicNack, deliveryTag: Math.abs(d), multiple: false, requeue: false });
+      return;
     }
-    this.ackTo = 0;
+    let runFrom = 0;
+    let runTo = 0;
+    const emitRun = (): void => {
+      if (runTo === 0) return;
+      ch.send({ id: MethodId.BasicAck, deliveryTag: runTo, multiple: runTo > runFrom });
+      runTo = 0;
+    };
+    for (const d of batch) {
+      if (d > 0) {
+        if (runTo === 0) runFrom = d;
+        runTo = d;
+      } else {
+        emitRun();
+        ch.send({ id: MethodId.BasicNack, deliveryTag: -d, multiple: false, requeue: false });
+      }
+    }
+    emitRun();
   }
 }
 

@@ -230,6 +230,10 @@ export const SCHEMA = {
   }),
   storage: section('Persistence.', {
     dataDir: str('./data', 'directory of the embedded store, relative to the working directory'),
+    persistence: bool(
+      true,
+      'keep durable state in dataDir; false runs entirely in memory (nothing survives a restart)',
+    ),
   }),
   limits: section('Resource limits.', {
     maxConnections: int(0, 0, I32, 'open client connections over all listeners; 0 = unlimited'),

@@ -23,18 +23,21 @@
  * (`amq.rabbitmq.reply-to.*`) are looked up only when the default exchange finds no queue.
  */
 import { randomBytes } from 'node:crypto';
+import type { RecoveredDefinitions, Store, StoredValue } from '../store/store.js';
 import { createLogger, type Logger } from '../util/log.js';
 import type { AccessControl } from './access.js';
 import { CoreError, describe, notFound } from './errors.js';
 import type { Exchange } from './exchange/exchange.js';
 import { matchedAlone } from './exchange/exchange.js';
 import type { HeaderValue, Message } from './message.js';
+import { fromRecord } from './persist.js';
 import { ccKeys, type DeadLetterReason, deadLetterMessage, isDeathCycle, xDeath } from './queue/dlx.js';
 import { OfferResults, type Queue } from './queue/queue.js';
 import type { RetainedStore } from './retained.js';
 import type { Binding, BindingArgs, ExchangeKind, ExchangeOptions, QueueOptions, RouteResult } from './types.js';
 import { VHost } from './vhost.js';
 
+export type { StoredValue } from '../store/store.js';
 export type { AccessControl, AccessSubject } from './access.js';
 export { CoreError, isHardError, type ReplyCode, ReplyCodes, type ReplyName } from './errors.js';
 export type { Exchange } from './exchange/exchange.js';
@@ -48,6 +51,7 @@ export {
   type Message,
   type MessageInit,
   type MessageProperties,
+  RAW_PROPERTIES,
 } from './message.js';
 export type { ConsumeOptions, DeadLetterReason, OverflowMode, Queue, QueueType } from './queue/queue.js';
 export type { RetainedStore } from './retained.js';
@@ -66,6 +70,14 @@ export {
 export type { VHost } from './vhost.js';
 
 export const DEFAULT_VHOST = '/';
+
+export interface RecoveryCounts {
+  exchanges: number;
+  queues: number;
+  bindings: number;
+  retained: number;
+  messages: number;
+}
 /** Routing-key prefix of direct reply-to pseudo-queues (https://www.rabbitmq.com/docs/direct-reply-to). */
 export const REPLY_TO_PREFIX = 'amq.rabbitmq.reply-to.';
 
@@ -107,6 +119,10 @@ export class BrokerCore {
   access: AccessControl | undefined;
   private readonly vhosts = new Map<string, VHost>();
   private readonly log: Logger;
+  /** Durable storage; undefined for an in-memory broker. Attached by `recover`. */
+  private store: Store | undefined;
+  /** Adapter-owned records read back at start-up, by namespace (MQTT sessions). */
+  private recoveredRecords: RecoveredDefinitions['records'] = new Map();
   private readonly scratch: RouteScratch[] = [];
   private depth = 0;
   private epoch = 0;
@@ -190,9 +206,109 @@ export class BrokerCore {
     if (vh === undefined) {
       vh = new VHost(name, this.log, { deadLetter: this.deadLetterHook });
       this.vhosts.set(name, vh);
+      if (this.store !== undefined) {
+        vh.store = vh.queueStore = this.store;
+        this.store.putVhost(name);
+      }
       this.log.info('vhost created', { vhost: name });
     }
     return vh;
+  }
+
+  /**
+   * Start-up: replays what the store holds (vhosts, durable exchanges and queues, bindings,
+   * retained messages, then each durable queue's messages), then attaches the store so that
+   * every later change is written. Replaying writes nothing. Call before any client connects.
+   */
+  recover(store: Store, defs: RecoveredDefinitions): RecoveryCounts {
+    const counts = { exchanges: 0, queues: 0, bindings: 0, retained: 0, messages: 0 };
+    const names = new Set([DEFAULT_VHOST, ...defs.vhosts]);
+    for (const x of defs.exchanges) names.add(x.vhost);
+    for (const q of defs.queues) names.add(q.vhost);
+    for (const name of names) this.ensureVHost(name).queueStore = store;
+    for (const x of defs.exchanges) {
+      this.vhosts.get(x.vhost)!.declareExchange(x.name, x.kind as ExchangeKind, {
+        durable: true,
+        autoDelete: x.autoDelete,
+        internal: x.internal,
+        args: x.args,
+      });
+      counts.exchanges++;
+    }
+    for (const q of defs.queues) {
+      this.vhosts
+        .get(q.vhost)!
+        .declareQueue(q.name, { durable: true, autoDelete: q.autoDelete, args: q.args, restoring: true });
+      counts.queues++;
+    }
+    for (const b of defs.bindings) {
+      const vh = this.vhosts.get(b.vhost);
+      try {
+        vh?.bind(b.destinationKind, b.destination, b.source, b.bindingKey, b.args, {
+          noDollarWildcard: b.noDollarWildcard,
+        });
+        counts.bindings++;
+      } catch (err) {
+        this.log.warn('stored binding not restored', { vhost: b.vhost, source: b.source, error: String(err) });
+      }
+    }
+    for (const r of defs.retained) {
+      this.ensureVHost(r.vhost).retained.set(r.routingKey, fromRecord(r.message));
+      counts.retained++;
+    }
+    for (const vh of this.vhosts.values()) {
+      for (const q of vh.queues.values()) {
+        if (q.durable) counts.messages += this.restoreQueue(vh, q);
+      }
+    }
+    this.store = store;
+    this.recoveredRecords = defs.records;
+    for (const vh of this.vhosts.values()) vh.store = vh.queueStore = store;
+    return counts;
+  }
+
+  private restoreQueue(vh: VHost, q: Queue): number {
+    const resolve = (routes: unknown): Binding[] => {
+      if (!Array.isArray(routes)) return [q.defaultBinding];
+      const bindings = vh.bindingsOf(q.name);
+      const out: Binding[] = [];
+      for (const r of routes) {
+        if (!Array.isArray(r)) continue;
+        const b = r[0] === '' ? q.defaultBinding : bindings.find((x) => x.source === r[0] && x.bindingKey === r[1]);
+        if (b !== undefined) out.push(b);
+      }
+      return out.length > 0 ? out : [q.defaultBinding];
+    };
+    const n = q.restoreFromLog(resolve);
+    if (n >= 100_000) this.log.info('queue recovered', { vhost: vh.name, queue: q.name, messages: n });
+    return n;
+  }
+
+  /**
+   * Calls `cb` once everything written so far is durable (fsync'd): publisher confirms and MQTT
+   * PUBACK/PUBREC wait for it. Without a store, at once. Callbacks run in registration order.
+   */
+  whenDurable(cb: (err?: Error) => void): void {
+    if (this.store === undefined) cb();
+    else this.store.whenDurable(cb);
+  }
+
+  get durable(): boolean {
+    return this.store !== undefined;
+  }
+
+  /** Writes (or with `value` undefined removes) an adapter-owned record; no-op without a store. */
+  putRecord(namespace: string, key: string, value: StoredValue | undefined): void {
+    this.store?.putRecord(namespace, key, value);
+  }
+
+  /** The records of a namespace as read at start-up (later writes are not reflected). */
+  recoveredRecordsOf(namespace: string): ReadonlyMap<string, StoredValue> {
+    return this.recoveredRecords.get(namespace) ?? new Map();
+  }
+
+  vhostNames(): string[] {
+    return [...this.vhosts.keys()];
   }
 
   declareExchange(

@@ -45,6 +45,14 @@ export interface MessageProperties {
  * (RabbitMQ `mc` annotations). Keys are namespaced: `x-mqtt-retain`, `x-mqtt-payload-format`,
  * `x-mqtt-publish-qos` (the MQTT publisher's QoS; its presence marks a message from MQTT).
  */
+/**
+ * An adapter's encoded copy of `properties` (AMQP 0-9-1: the property flags and list exactly as
+ * the publisher sent them), so that same-protocol deliveries, and a restart, keep every header
+ * field type byte-exact (RabbitMQ keeps `mc_amqpl`'s original binary likewise). Valid only while
+ * `properties` are unchanged: `deriveMessage` drops it when they change.
+ */
+export const RAW_PROPERTIES = 'x-amqp091-properties';
+
 export type Annotations = Readonly<Record<string, string | number | boolean | Buffer | undefined>>;
 
 export interface Message {
@@ -112,13 +120,19 @@ export function isExpired(msg: Message, now: number): boolean {
 
 /** A copy with some fields replaced (dead-lettering, retained re-publish); the body stays shared. */
 export function deriveMessage(msg: Message, changes: Partial<MessageInit>): Message {
+  let annotations = changes.annotations ?? msg.annotations;
+  if (changes.properties !== undefined && annotations[RAW_PROPERTIES] !== undefined) {
+    // The encoded copy describes the old properties.
+    const { [RAW_PROPERTIES]: _stale, ...rest } = annotations;
+    annotations = rest;
+  }
   return createMessage({
     vhost: changes.vhost ?? msg.vhost,
     exchange: changes.exchange ?? msg.exchange,
     routingKey: changes.routingKey ?? msg.routingKey,
     body: changes.body ?? msg.body,
     properties: changes.properties ?? msg.properties,
-    annotations: changes.annotations ?? msg.annotations,
+    annotations,
     publisherId: 'publisherId' in changes ? changes.publisherId : msg.publisherId,
     expiresAt: 'expiresAt' in changes ? changes.expiresAt : msg.expiresAt,
     createdAt: changes.createdAt ?? msg.createdAt,

@@ -5,11 +5,13 @@
  * AMQP clients see the replies they are used to. Routing lives in `broker-core.ts`.
  */
 import { randomBytes } from 'node:crypto';
+import type { BindingRecord, Store, StoredValue } from '../store/store.js';
 import type { Logger } from '../util/log.js';
 import { CoreError, describe, notFound } from './errors.js';
 import { createBinding, Exchange } from './exchange/exchange.js';
 import { isExchangeKind } from './exchange/registry.js';
 import type { Message } from './message.js';
+import { QueueLog, toRecord } from './persist.js';
 import {
   amqpTypeName,
   argEqual,
@@ -107,7 +109,15 @@ export class VHost {
   readonly name: string;
   readonly exchanges = new Map<string, Exchange>();
   readonly queues = new Map<string, Queue>();
-  readonly retained: RetainedStore = new TrieRetainedStore();
+  readonly retained: RetainedStore;
+  /**
+   * Where durable definitions, persistent messages and retained messages are written; undefined
+   * for an in-memory broker. Set by BrokerCore once recovery has replayed the stored state, so
+   * replaying writes nothing.
+   */
+  store: Store | undefined = undefined;
+  /** The store durable queues write their messages to, from creation on (recovery included). */
+  queueStore: Store | undefined = undefined;
   /**
    * Direct reply-to consumers by pseudo-queue name (`amq.rabbitmq.reply-to.<token>`), filled by
    * `BrokerCore.registerReplyTo`.
@@ -126,6 +136,7 @@ export class VHost {
     this.name = name;
     this.log = log;
     this.deadLetter = hooks.deadLetter;
+    this.retained = new PersistentRetained(new TrieRetainedStore(), this);
     for (const [x, kind] of PredeclaredExchanges) {
       this.exchanges.set(x, new Exchange({ vhost: name, name: x, kind, durable: true }));
     }
@@ -172,6 +183,16 @@ export class VHost {
     }
     const x = new Exchange({ vhost: this.name, name, kind, durable, autoDelete, internal, args });
     this.exchanges.set(name, x);
+    if (durable) {
+      this.store?.putExchange({
+        vhost: this.name,
+        name,
+        kind,
+        autoDelete,
+        internal,
+        args: args as Record<string, StoredValue>,
+      });
+    }
     return x;
   }
 
@@ -192,9 +213,11 @@ export class VHost {
   private removeExchange(x: Exchange): void {
     if (this.exchanges.get(x.name) !== x) return;
     this.exchanges.delete(x.name);
+    if (x.durable) this.store?.removeExchange(this.name, x.name);
     for (const b of [...x.type.bindings()]) {
       x.type.removeBinding(b);
       this.unindex(b);
+      this.forgetBinding(b);
     }
     const incoming = this.toExchange.get(x.name);
     if (incoming !== undefined) {
@@ -212,7 +235,7 @@ export class VHost {
    * (flags, then the arguments the queue's type compares) and counts as use for x-expires, and a
    * new queue's arguments and type constraints are checked with RabbitMQ's 406 texts.
    */
-  declareQueue(name: string, opts: QueueOptions & { passive?: boolean } = {}): Queue {
+  declareQueue(name: string, opts: QueueOptions & { passive?: boolean; restoring?: boolean } = {}): Queue {
     const existing = this.queues.get(name);
     if (opts.passive) {
       if (existing === undefined) throw notFound('queue', name, this.name);
@@ -230,7 +253,7 @@ export class VHost {
       // RabbitMQ `rabbit_guid:binary(gen_secure(), "amq.gen")`: 16 random bytes, base64url.
       do name = `amq.gen-${randomBytes(16).toString('base64url')}`;
       while (this.queues.has(name));
-    } else if (name.startsWith('amq.')) {
+    } else if (name.startsWith('amq.') && !opts.restoring) {
       // `check_name/2` runs before the lookup, so even an existing amq.gen-* is refused.
       throw new CoreError('ACCESS_REFUSED', `queue name '${name}' contains reserved prefix 'amq.*'`);
     } else if (existing !== undefined) {
@@ -257,8 +280,11 @@ export class VHost {
       args,
       onUnused: this.onQueueUnused,
       deadLetter: this.deadLetter,
+      ...(durable && this.queueStore !== undefined && { log: new QueueLog(this.queueStore, this.name, name) }),
     });
     this.queues.set(name, q);
+    if (durable)
+      this.store?.putQueue({ vhost: this.name, name, autoDelete, args: args as Record<string, StoredValue> });
     return q;
   }
 
@@ -309,10 +335,14 @@ export class VHost {
   private removeQueue(q: Queue): number {
     if (this.queues.get(q.name) !== q) return 0;
     this.queues.delete(q.name);
+    if (q.durable) this.store?.removeQueue(this.name, q.name);
     const bindings = this.toQueue.get(q.name);
     if (bindings !== undefined) {
       this.toQueue.delete(q.name);
-      for (const b of bindings) this.detachFromSource(b);
+      for (const b of bindings) {
+        this.detachFromSource(b);
+        if (q.durable) this.forgetBinding(b);
+      }
     }
     this.log?.debug('queue deleted', { vhost: this.name, queue: q.name });
     return q.delete();
@@ -345,6 +375,8 @@ export class VHost {
         src.type.removeBinding(b);
         src.type.addBinding(next);
         list[i] = next;
+        this.forgetBinding(b);
+        this.persistBinding(src, next);
         return next;
       }
     }
@@ -352,6 +384,7 @@ export class VHost {
     src.type.addBinding(b);
     if (list === undefined) index.set(destination, (list = []));
     list.push(b);
+    this.persistBinding(src, b);
     return b;
   }
 
@@ -382,7 +415,10 @@ export class VHost {
     if (removed.length === 0) return false;
     if (kept.length === 0) index.delete(destination);
     else index.set(destination, kept);
-    for (const b of removed) this.detachFromSource(b);
+    for (const b of removed) {
+      this.detachFromSource(b);
+      this.forgetBinding(b);
+    }
     return true;
   }
 
@@ -441,6 +477,18 @@ export class VHost {
     });
   }
 
+  /** A binding is durable when both its ends are (RabbitMQ); only those are written. */
+  private persistBinding(src: Exchange, b: Binding): void {
+    if (this.store === undefined || !src.durable) return;
+    const dest = b.destinationKind === 'queue' ? this.queues.get(b.destination) : this.exchanges.get(b.destination);
+    if (dest === undefined || !dest.durable) return;
+    this.store.putBinding(bindingRecord(b));
+  }
+
+  private forgetBinding(b: Binding): void {
+    this.store?.removeBinding(bindingRecord(b));
+  }
+
   /** Removes a binding from its source's index; an auto-delete source left unbound goes too. */
   private detachFromSource(b: Binding): void {
     const src = this.exchanges.get(b.source);
@@ -457,5 +505,54 @@ export class VHost {
     if (at < 0) return;
     list.splice(at, 1);
     if (list.length === 0) index.delete(b.destination);
+  }
+}
+
+function bindingRecord(b: Binding): BindingRecord {
+  return {
+    vhost: b.vhost,
+    source: b.source,
+    destination: b.destination,
+    destinationKind: b.destinationKind,
+    bindingKey: b.bindingKey,
+    args: b.args as Record<string, StoredValue>,
+    noDollarWildcard: b.noDollarWildcard,
+  };
+}
+
+/** Retained messages, written through to the vhost's store. */
+class PersistentRetained implements RetainedStore {
+  constructor(
+    private readonly inner: RetainedStore,
+    private readonly vh: VHost,
+  ) {}
+
+  set(routingKey: string, msg: Message | null): void {
+    const had = msg === null ? this.inner.get(routingKey) !== undefined : true;
+    this.inner.set(routingKey, msg);
+    const store = this.vh.store;
+    if (store === undefined || !had) return;
+    if (msg === null) store.removeRetained(this.vh.name, routingKey);
+    else store.putRetained(this.vh.name, routingKey, toRecord(msg));
+  }
+
+  get(routingKey: string): Message | undefined {
+    return this.inner.get(routingKey);
+  }
+
+  match(bindingKey: string, noDollarWildcard: boolean): Message[] {
+    return this.inner.match(bindingKey, noDollarWildcard);
+  }
+
+  clear(): void {
+    this.inner.clear();
+  }
+
+  entries(): IterableIterator<[string, Message]> {
+    return this.inner.entries();
+  }
+
+  get size(): number {
+    return (this.inner as { size?: number }).size ?? 0;
   }
 }

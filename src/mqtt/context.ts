@@ -4,10 +4,17 @@
  */
 import type { EventEmitter } from 'node:events';
 import type { UserDb } from '../auth/users.js';
-import type { BrokerCore } from '../core/broker-core.js';
+import type { BrokerCore, Queue } from '../core/broker-core.js';
 import type { Logger } from '../util/log.js';
 import type { MqttHooks } from './hooks.js';
-import type { Session } from './session.js';
+import { bindingKeyToFilter } from './mapping.js';
+import type { Session, SubscriptionArgs } from './session.js';
+
+/** Store namespace of persistent session records: `{ expiry }` by session key. */
+export const SESSION_RECORDS = 'mqtt.session';
+export const SESSION_QUEUE_PREFIX = 'mqtt-session.';
+/** Store namespace of QoS 2 packet ids received and not yet released, by session key. */
+export const QOS2_RECORDS = 'mqtt.qos2';
 
 export interface MqttSettings {
   maxKeepAlive: number;
@@ -140,6 +147,51 @@ export class MqttContext {
       this.sweepCongestion(now);
     }, 250);
     this.sweepTimer.unref();
+  }
+
+  /**
+   * After the core replayed the store: every durable session queue `mqtt-session.<id>` becomes
+   * an offline session again, with its subscriptions rebuilt from its bindings and its expiry
+   * (from the session record) counting from now.
+   */
+  restoreSessions(makeSession: (vhost: string, clientId: string, queue: Queue) => Session): number {
+    const records = this.core.recoveredRecordsOf(SESSION_RECORDS);
+    let n = 0;
+    for (const vhost of this.core.vhostNames()) {
+      const vh = this.core.vhost(vhost)!;
+      for (const q of [...vh.queues.values()]) {
+        if (!q.durable || !q.name.startsWith(SESSION_QUEUE_PREFIX)) continue;
+        const clientId = q.name.slice(SESSION_QUEUE_PREFIX.length);
+        const key = this.sessionKey(vhost, clientId);
+        const session = makeSession(vhost, clientId, q);
+        const rec = records.get(key) as { expiry?: number } | undefined;
+        // No record: the session was ending when the broker stopped (both are written in one transaction).
+        session.expiryInterval = typeof rec?.expiry === 'number' ? rec.expiry : 0;
+        for (const b of this.core.bindingsOf(vhost, q.name)) {
+          if (b.source !== this.settings.topicExchange) continue;
+          const a = b.args as Partial<SubscriptionArgs>;
+          const filter = bindingKeyToFilter(b.bindingKey);
+          session.subscriptions.set(filter, {
+            filter,
+            qos: (a.qos ?? 0) as 0 | 1 | 2,
+            noLocal: a.noLocal ?? false,
+            retainAsPublished: a.retainAsPublished ?? false,
+            retainHandling: a.retainHandling ?? 0,
+            subscriptionId: a.subscriptionId,
+            sharedQueue: undefined,
+          });
+        }
+        const qos2 = this.core.recoveredRecordsOf(QOS2_RECORDS).get(key);
+        if (Array.isArray(qos2)) for (const id of qos2) if (typeof id === 'number') session.inboundQos2.add(id);
+        this.sessions.set(key, session);
+        session.scheduleExpiry(() => {
+          if (this.sessions.get(key) === session) this.sessions.delete(key);
+          session.end();
+        });
+        n++;
+      }
+    }
+    return n;
   }
 
   stop(): void {

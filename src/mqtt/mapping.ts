@@ -33,6 +33,16 @@ export function filterToBindingKey(filter: string): string {
   return levels.join('.');
 }
 
+/** The inverse of `filterToBindingKey`: a stored binding back to its MQTT filter. */
+export function bindingKeyToFilter(key: string): string {
+  const levels = key.split('.');
+  for (let i = 0; i < levels.length; i++) {
+    const l = levels[i]!;
+    levels[i] = l === '*' ? '+' : l.replace(SWAP, swapChar);
+  }
+  return levels.join('/');
+}
+
 /**
  * The publisher's QoS, as a header for AMQP consumers: RabbitMQ 3.x before 3.13 set it
  * (`rabbit_mqtt_processor`); 3.13/4.x (`mc_mqtt:convert_to(mc_amqpl, ...)`) set only delivery-mode.

@@ -7,7 +7,7 @@ import type { Binding, ConsumerSink, Delivery, Message, Queue } from '../core/br
 import { isExpired } from '../core/broker-core.js';
 import { type LongTimer, setLongTimeout } from '../util/long-timer.js';
 import type { QoS, Will } from './codec/packets.js';
-import { type MqttContext, OUTPUT_HIGH_WATER } from './context.js';
+import { type MqttContext, OUTPUT_HIGH_WATER, QOS2_RECORDS, SESSION_RECORDS } from './context.js';
 import { messageQos } from './mapping.js';
 import { publishWill } from './will.js';
 
@@ -86,6 +86,24 @@ export class Session implements ConsumerSink {
     // Offline, QoS 0 messages are dropped unless configured otherwise [MQTT-3.1.2-?; Mosquitto
     // queue_qos0_messages], and queue length is capped by mqtt.maxQueuedMessages.
     queue.admission = { admit: (msg, matched) => this.admit(msg, matched) };
+  }
+
+  /** A QoS 2 PUBLISH was accepted (PUBREC follows); remembered across restarts for a persistent session. */
+  addInboundQos2(packetId: number): void {
+    this.inboundQos2.add(packetId);
+    this.saveInboundQos2();
+  }
+
+  /** PUBREL: the id is released. False when it was not known. */
+  releaseInboundQos2(packetId: number): boolean {
+    const known = this.inboundQos2.delete(packetId);
+    if (known) this.saveInboundQos2();
+    return known;
+  }
+
+  private saveInboundQos2(): void {
+    if (!this.queue.durable) return;
+    this.ctx.core.putRecord(QOS2_RECORDS, this.key, this.inboundQos2.size > 0 ? [...this.inboundQos2] : undefined);
   }
 
   get online(): boolean {
@@ -204,7 +222,10 @@ export class Session implements ConsumerSink {
     };
     this.outflight.set(packetId, f);
     // [MQTT-3.1.2-25]: a message too large for the client is discarded as if it had been sent.
-    if (!out.sendPublish(d.message, qos, retain, false, packetId, ids)) this.settle(f);
+    // A message this session was sent before (in flight when the broker stopped) goes out with
+    // DUP [MQTT-3.3.1-1]; one that was only queued never does.
+    const dup = d.redelivered && queue === this.queue;
+    if (!out.sendPublish(d.message, qos, retain, dup, packetId, ids)) this.settle(f);
   }
 
   /** [MQTT-2.2.1-3]: a fresh, unused packet identifier for each new QoS 1/2 PUBLISH. */
@@ -371,6 +392,8 @@ export class Session implements ConsumerSink {
     this.subscriptions.clear();
     this.inboundQos2.clear();
     this.queue.admission = undefined;
+    this.ctx.core.putRecord(SESSION_RECORDS, this.key, undefined);
+    if (this.queue.durable) this.ctx.core.putRecord(QOS2_RECORDS, this.key, undefined);
     try {
       this.ctx.core.deleteQueue(this.vhost, this.queue.name);
     } catch {

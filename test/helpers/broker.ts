@@ -40,7 +40,9 @@ export async function startBroker(overrides: BrokerOverrides = {}): Promise<Test
     amqp: false as const,
     ...(config.listeners ?? {}),
   };
-  const broker = new Broker({ ...config, listeners } as BraidConfigInput, { logger, ...hooks });
+  // In memory unless a test asks for a store (a data dir of its own).
+  const storage = { persistence: false, ...(config.storage ?? {}) };
+  const broker = new Broker({ ...config, listeners, storage } as BraidConfigInput, { logger, ...hooks });
   await broker.start();
   const mqtt = broker.address('mqtt');
   const ws = broker.address('ws');

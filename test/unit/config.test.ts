@@ -80,7 +80,7 @@ describe('config defaults', () => {
     assert.equal(c.mqtt.connectTimeout, 10000);
     assert.equal(c.mqtt.maxClientIdLength, 65535);
     assert.deepEqual(c.auth, { allowAnonymous: 'loopback', users: [], guest: true });
-    assert.deepEqual(c.storage, { dataDir: './data' });
+    assert.deepEqual(c.storage, { dataDir: './data', persistence: true });
     assert.deepEqual(c.limits, { maxConnections: 0 });
     assert.deepEqual(c.log, { level: 'info', format: 'text' });
     assert.deepEqual(c.amqp, {

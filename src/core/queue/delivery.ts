@@ -14,6 +14,8 @@ export class QueueDelivery implements Delivery {
   /** @internal Neighbours in the consumer's unsettled list. */
   prev: QueueDelivery | undefined = undefined;
   /** @internal */ next: QueueDelivery | undefined = undefined;
+  /** @internal Written to the store (a persistent message in a durable queue): removed when it leaves. */
+  persisted = false;
   readonly queueName: string;
   constructor(
     /** @internal */ readonly queue: Queue,

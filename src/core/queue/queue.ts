@@ -22,6 +22,7 @@ import { FixedQueue } from '../../util/fixed-queue.js';
 import { CoreError, describe, notFound } from '../errors.js';
 import { createBinding } from '../exchange/exchange.js';
 import type { Message } from '../message.js';
+import { fromRecord, type QueueLog } from '../persist.js';
 import type { Binding, ConsumerSink, Delivery, QueueAdmission } from '../types.js';
 import { type Args, type OverflowMode, parseQueueSettings, type QueueType } from './args.js';
 import { ConsumerSet } from './consumers.js';
@@ -59,6 +60,8 @@ export interface QueueInit {
   readonly onUnused?: (queue: Queue) => void;
   /** Republishes a message that died here to the queue's dead-letter exchange (the vhost's router). */
   readonly deadLetter?: (queue: Queue, message: Message, reason: DeadLetterReason) => void;
+  /** A durable queue's store: persistent messages are written to it (core/persist.ts). */
+  readonly log?: QueueLog;
 }
 
 /** basic.consume options the queue enforces. */
@@ -75,6 +78,13 @@ const { dropped: DROPPED, taken: TAKEN, rejected: REJECTED } = OfferResults;
 /** setTimeout's largest delay; longer waits re-arm when it fires. */
 const MAX_TIMEOUT = 0x7fffffff;
 const bySeq = (a: QueueDelivery, b: QueueDelivery): number => a.seq - b.seq;
+/**
+ * Paging (durable queues without priorities): past this many ready messages in memory, new
+ * messages are only written to the store, and are read back in batches of PAGE_BATCH when the
+ * in-memory head runs dry. 2048 × a typical 1 KiB message keeps a few MiB per queue in memory.
+ */
+export const PAGE_HEAD = 2048;
+const PAGE_BATCH = 1024;
 
 export class Queue {
   readonly name: string;
@@ -136,6 +146,18 @@ export class Queue {
   private readonly maxBytes: number;
   private readonly rejectOnOverflow: boolean;
   private readonly onUnused: ((queue: Queue) => void) | undefined;
+  private readonly log: QueueLog | undefined;
+  /** Paging is possible: a store, and a FIFO ready list (priority queues stay in memory). */
+  private readonly pageable: boolean;
+  /** Ready messages that are only on disk (all with seq > memSeq), and their body bytes. */
+  private diskCount = 0;
+  private diskBytes = 0;
+  /** Highest seq brought into memory; disk-only entries come after it. */
+  private memSeq = -1;
+  /** Entries below this seq were written before the last start: their transient ones are stale. */
+  private restoredBelow = 0;
+  /** Turns a stored entry's routes into this queue's current bindings (set by recovery). */
+  private resolveRoutes: ((routes: unknown) => readonly Binding[]) | undefined;
   /** Undefined unless the queue has a dead-letter exchange. */
   private readonly onDeadLetter: ((queue: Queue, message: Message, reason: DeadLetterReason) => void) | undefined;
   private ttlTimer: NodeJS.Timeout | undefined = undefined;
@@ -168,6 +190,7 @@ export class Queue {
     this.owner = init.owner;
     this.args = init.args ?? NO_ARGS;
     this.onUnused = init.onUnused;
+    this.log = this.durable ? init.log : undefined;
     const s = parseQueueSettings(this.args);
     this.type = s.type;
     this.messageTtl = s.messageTtl;
@@ -190,6 +213,7 @@ export class Queue {
         ? new PriorityReady<QueueDelivery>(s.maxPriority)
         : new FixedQueue<QueueDelivery>();
     this.cons = new ConsumerSet(this.name, this.vhost, s.singleActiveConsumer);
+    this.pageable = this.log !== undefined && !(s.maxPriority !== undefined && s.maxPriority > 0);
     this.defaultBinding = createBinding({
       vhost: this.vhost,
       source: '',
@@ -202,12 +226,17 @@ export class Queue {
 
   /** Ready messages, not handed out. */
   get messageCount(): number {
+    return this.ready.length + this.diskCount;
+  }
+
+  /** Ready messages held in memory (the rest of `messageCount` is paged out to the store). */
+  get messagesInMemory(): number {
     return this.ready.length;
   }
 
   /** Body bytes of the ready messages (what x-max-length-bytes limits). */
   get messageBytes(): number {
-    return this.readyBytes;
+    return this.readyBytes + this.diskBytes;
   }
 
   /** Handed out and not yet settled, including basic.get ones and those whose consumer has left. */
@@ -298,7 +327,8 @@ export class Queue {
     if (
       this.limited &&
       this.rejectOnOverflow &&
-      (this.ready.length >= this.maxLen || this.readyBytes + msg.body.length > this.maxBytes)
+      (this.ready.length + this.diskCount >= this.maxLen ||
+        this.readyBytes + this.diskBytes + msg.body.length > this.maxBytes)
     ) {
       this.stats.dropped++;
       if (this.overflow === 'reject-publish-dlx') this.deadLetter(msg, 'maxlen');
@@ -316,7 +346,22 @@ export class Queue {
       this.deadLetter(msg, 'expired');
       return DROPPED;
     }
+    if (this.pageable && (this.diskCount > 0 || this.ready.length >= PAGE_HEAD) && !nowOrNever) {
+      // Paging: the message waits on disk only (transient ones too, flagged so a restart drops them).
+      const seq = this.seq++;
+      this.log!.put(seq, msg, matched, msg.properties.deliveryMode !== 2);
+      this.diskCount++;
+      this.diskBytes += msg.body.length;
+      this.stats.enqueued++;
+      if (this.limited && !this.rejectOnOverflow) this.dropHead();
+      return TAKEN;
+    }
     const d = new QueueDelivery(this, msg, matched, false, 1, this.seq++, expiry);
+    this.memSeq = d.seq;
+    if (this.log !== undefined && msg.properties.deliveryMode === 2) {
+      this.log.put(d.seq, msg, matched);
+      d.persisted = true;
+    }
     this.ready.push(d);
     this.readyBytes += msg.body.length;
     this.stats.enqueued++;
@@ -375,6 +420,84 @@ export class Queue {
     if (this.ready.length > 0) this.dispatch();
   }
 
+  /**
+   * Recovery: the queue's stored entries become its ready messages: the first PAGE_HEAD in
+   * memory (all of them for a priority queue), the rest paged in as the head drains. Returns
+   * how many entries the store holds for it.
+   */
+  restoreFromLog(resolveRoutes: (routes: unknown) => readonly Binding[]): number {
+    const log = this.log;
+    if (log === undefined) return 0;
+    this.resolveRoutes = resolveRoutes;
+    const st = log.stats();
+    this.restoredBelow = st.nextSeq;
+    if (st.nextSeq > this.seq) this.seq = st.nextSeq;
+    this.diskCount = st.count;
+    this.diskBytes = st.bytes;
+    if (this.pageable) this.pageIn(PAGE_HEAD);
+    else while (this.diskCount > 0 && this.pageIn(PAGE_BATCH * 16)) {}
+    this.armTtl();
+    return st.count;
+  }
+
+  /** Reads the next batch of disk-only entries into memory; false when there was none. */
+  private pageIn(limit = PAGE_BATCH): boolean {
+    const log = this.log;
+    if (log === undefined || this.diskCount === 0) return false;
+    const entries = log.read(this.memSeq, limit);
+    if (entries.length === 0) {
+      // The store holds fewer than we counted: trust the store.
+      this.diskCount = 0;
+      this.diskBytes = 0;
+      return false;
+    }
+    const now = Date.now();
+    for (const e of entries) {
+      this.memSeq = e.seq;
+      this.diskCount--;
+      this.diskBytes -= e.message.body.length;
+      if (e.transient && e.seq < this.restoredBelow) {
+        log.remove(e.seq);
+        continue;
+      }
+      const msg = fromRecord(e.message);
+      let expiry = msg.expiresAt ?? 0;
+      if (this.messageTtl !== undefined) {
+        const t = msg.createdAt + this.messageTtl;
+        if (expiry === 0 || t < expiry) expiry = t;
+      }
+      const matched = this.resolveRoutes?.(e.routes) ?? [this.defaultBinding];
+      const count = e.delivered ? e.deliveryCount + 1 : 1;
+      const d = new QueueDelivery(this, msg, matched, e.delivered, count, e.seq, expiry);
+      d.persisted = true;
+      if (expiry !== 0 && expiry <= now) {
+        this.expire(d);
+        continue;
+      }
+      this.ready.push(d);
+      this.readyBytes += msg.body.length;
+    }
+    if (this.diskCount < 0) this.diskCount = this.diskBytes = 0;
+    return this.ready.length > 0 || this.diskCount > 0;
+  }
+
+  /** Drops the disk-only ready messages (queue.purge); returns how many. */
+  private purgeDisk(): number {
+    const log = this.log;
+    const n = this.diskCount;
+    if (log === undefined || n === 0) return 0;
+    for (;;) {
+      const entries = log.read(this.memSeq, 4096);
+      if (entries.length === 0) break;
+      for (const e of entries) {
+        this.memSeq = e.seq;
+        log.remove(e.seq);
+      }
+    }
+    this.diskCount = this.diskBytes = 0;
+    return n;
+  }
+
   /** The consumer has capacity again (credit, socket drained, in-flight window reopened). */
   consumerReady(c: ConsumerSink): void {
     if (this.ready.length > 0 && this.cons.get(c) !== undefined) this.dispatch();
@@ -389,6 +512,7 @@ export class Queue {
     if (this.deleted) return undefined;
     this.touch();
     let now = 0;
+    if (this.ready.length === 0 && this.diskCount > 0) this.pageIn();
     for (let head = this.ready.peek(); head !== undefined; head = this.ready.peek()) {
       this.takeReady();
       if (head.expiry !== 0) {
@@ -402,9 +526,11 @@ export class Queue {
       if (opts.noAck) {
         head.state = SETTLED;
         this.stats.acked++;
+        this.gone(head);
       } else {
         head.state = OUTSTANDING;
         this.unacked++;
+        if (head.persisted) this.log!.delivered(head.seq, head.deliveryCount);
       }
       this.armTtl();
       return head;
@@ -417,6 +543,7 @@ export class Queue {
     const qd = this.own(d);
     if (qd === undefined) return false;
     this.settle(qd);
+    this.gone(qd);
     this.stats.acked++;
     if (this.ready.length > 0) this.dispatch();
     return true;
@@ -435,6 +562,7 @@ export class Queue {
       if (this.limited && !this.rejectOnOverflow) this.dropHead();
     } else {
       this.stats.dropped++;
+      this.gone(qd);
       if (this.onDeadLetter === undefined) {
         if (this.ready.length > 0) this.dispatch();
         return true;
@@ -465,6 +593,7 @@ export class Queue {
       own.sort(bySeq);
       for (const qd of own) {
         this.stats.dropped++;
+        this.gone(qd);
         this.deadLetter(qd.message, 'rejected');
       }
     }
@@ -474,8 +603,11 @@ export class Queue {
 
   /** Drops every ready message; outstanding deliveries are untouched (AMQP queue.purge). */
   purge(): number {
-    const n = this.ready.length;
-    for (const d of this.ready) d.state = SETTLED;
+    const n = this.ready.length + this.purgeDisk();
+    for (const d of this.ready) {
+      d.state = SETTLED;
+      if (!this.deleted) this.gone(d);
+    }
     this.ready.clear();
     this.readyBytes = 0;
     return n;
@@ -560,10 +692,12 @@ export class Queue {
     if (d.state === OUTSTANDING) this.settle(d);
     if (this.deliveryLimit !== undefined && d.deliveryCount > this.deliveryLimit) {
       this.stats.dropped++;
+      this.gone(d);
       this.deadLetter(d.message, 'delivery_limit');
       return;
     }
     const again = new QueueDelivery(this, d.message, d.matched, true, d.deliveryCount + 1, d.seq, d.expiry);
+    again.persisted = d.persisted;
     this.ready.unshift(again);
     this.readyBytes += d.message.body.length;
   }
@@ -588,16 +722,24 @@ export class Queue {
   }
 
   private dropHead(): void {
-    while (this.ready.length > this.maxLen || this.readyBytes > this.maxBytes) {
+    while (this.ready.length + this.diskCount > this.maxLen || this.readyBytes + this.diskBytes > this.maxBytes) {
+      if (this.ready.length === 0 && !this.pageIn()) break;
       const d = this.takeReady()!;
       d.state = SETTLED;
       this.stats.dropped++;
+      this.gone(d);
       this.deadLetter(d.message, 'maxlen');
     }
   }
 
+  /** The message left the queue for good: its stored copy goes (in this turn's transaction). */
+  private gone(d: QueueDelivery): void {
+    if (d.persisted) this.log!.remove(d.seq);
+  }
+
   private expire(d: QueueDelivery): void {
     d.state = SETTLED;
+    this.gone(d);
     this.stats.expired++;
     this.deadLetter(d.message, 'expired');
   }
@@ -655,7 +797,13 @@ export class Queue {
   private drain(): void {
     let now = 0;
     const ready = this.ready;
-    while (ready.length > 0 && !this.deleted && !this.yielded) {
+    for (;;) {
+      if (this.deleted || this.yielded) break;
+      if (ready.length === 0) {
+        // The in-memory head ran dry: the next batch comes from the store, if a consumer waits.
+        if (this.diskCount === 0 || this.cons.size === 0 || !this.pageIn()) break;
+        continue;
+      }
       const head = ready.peek()!;
       if (head.expiry !== 0) {
         if (now === 0) now = Date.now();
@@ -672,6 +820,7 @@ export class Queue {
       c.link(head);
       this.unacked++;
       this.stats.delivered++;
+      if (head.persisted) this.log!.delivered(head.seq, head.deliveryCount);
       c.sink.deliver(head);
     }
     if (ready.length > 0 && !this.deleted) this.armTtl();

@@ -23,7 +23,7 @@ export function handlePubrec(c: MqttConnection, p: AckPacket): undefined {
 }
 
 export function handlePubrel(c: MqttConnection, p: AckPacket): undefined {
-  const known = c.session!.inboundQos2.delete(p.packetId);
+  const known = c.session!.releaseInboundQos2(p.packetId);
   // [MQTT-4.3.3-11]: PUBCOMP with the same id, also for an id we do not know (0x92 in 5.0).
   c.sendPacket({
     type: 7,

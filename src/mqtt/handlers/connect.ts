@@ -6,6 +6,7 @@
 import type { ConnectPacket, Properties } from '../codec/packets.js';
 import { validTopicName } from '../codec/topic.js';
 import type { MqttConnection } from '../connection.js';
+import { SESSION_QUEUE_PREFIX, SESSION_RECORDS } from '../context.js';
 import { MqttError, RC } from '../errors.js';
 import { callHook, type MqttClientInfo } from '../hooks.js';
 import { isUtf8Payload } from '../mapping.js';
@@ -159,7 +160,7 @@ function accept(
   if (session) {
     sessionPresent = true;
   } else {
-    const queueName = `mqtt-session.${clientId}`;
+    const queueName = `${SESSION_QUEUE_PREFIX}${clientId}`;
     // A leftover queue of an ended session must not leak messages into the new one.
     if (ctx.core.getQueue(vhost, queueName)) ctx.core.deleteQueue(vhost, queueName);
     const queue = ctx.core.declareQueue(vhost, queueName, { durable: expiry > 0, autoDelete: false });
@@ -167,6 +168,9 @@ function accept(
     ctx.sessions.set(key, session);
   }
   session.expiryInterval = expiry;
+  // A session that outlives its connection is remembered across restarts, with its expiry.
+  if (expiry > 0) ctx.core.putRecord(SESSION_RECORDS, key, { expiry });
+  else if (sessionPresent) ctx.core.putRecord(SESSION_RECORDS, key, undefined);
   c.session = session;
   c.pendingWill = p.will;
   c.state = 'connected';

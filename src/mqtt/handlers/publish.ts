@@ -3,7 +3,7 @@
  * messages, routing through the topic exchange, and the QoS 1 / QoS 2 acknowledgements.
  */
 import { CoreError } from '../../core/broker-core.js';
-import type { PublishPacket, QoS } from '../codec/packets.js';
+import type { Packet, PublishPacket, QoS } from '../codec/packets.js';
 import type { MqttConnection } from '../connection.js';
 import { MqttError, RC } from '../errors.js';
 import { callHook, type PublishInfo } from '../hooks.js';
@@ -43,7 +43,7 @@ export function handlePublish(c: MqttConnection, p: PublishPacket): Promise<void
   }
   if (pendingQos2) {
     // [MQTT-4.3.3-9]: a QoS 2 PUBLISH whose id awaits PUBREL is acknowledged, not delivered again.
-    c.sendPacket({ type: 5, packetId: p.packetId!, reasonCode: 0 });
+    sendAck(c, { type: 5, packetId: p.packetId!, reasonCode: 0 });
     return;
   }
   if (v5 && p.properties?.payloadFormatIndicator === 1 && !isUtf8Payload(p.payload)) {
@@ -94,12 +94,28 @@ function deny(c: MqttConnection, p: PublishPacket, topic: string): void {
 }
 
 function ack(c: MqttConnection, p: PublishPacket, reasonCode: number): void {
-  if (p.qos === 1) c.sendPacket({ type: 4, packetId: p.packetId!, reasonCode });
+  if (p.qos === 1) sendAck(c, { type: 4, packetId: p.packetId!, reasonCode });
   else if (p.qos === 2) {
     // A PUBREC with a failure ends the exchange; success records the id until PUBREL.
-    if (reasonCode < 0x80) c.session!.inboundQos2.add(p.packetId!);
-    c.sendPacket({ type: 5, packetId: p.packetId!, reasonCode });
+    if (reasonCode < 0x80) c.session!.addInboundQos2(p.packetId!);
+    sendAck(c, { type: 5, packetId: p.packetId!, reasonCode });
   }
+}
+
+/**
+ * PUBACK and PUBREC go out once what the PUBLISH wrote (a persistent message in a durable queue)
+ * is on disk; the core calls back in order, so they also keep the order of the PUBLISHes
+ * [MQTT-4.6.0-2, MQTT-4.6.0-3]. Without a store, at once.
+ */
+function sendAck(c: MqttConnection, ackPacket: Packet): void {
+  c.ctx.core.whenDurable((err) => {
+    if (err !== undefined) {
+      c.ctx.log.error('store commit failed; publish not acknowledged', { client: c.clientId, error: String(err) });
+      c.close(RC.UNSPECIFIED_ERROR);
+      return;
+    }
+    c.sendPacket(ackPacket);
+  });
 }
 
 function route(c: MqttConnection, p: PublishPacket, topic: string, key: string, payload: Buffer): void {

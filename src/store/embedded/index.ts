@@ -1,0 +1,1 @@
+export { createEmbeddedStore, EmbeddedStore, type EmbeddedStoreOptions } from './lmdb.js';
