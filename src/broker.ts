@@ -18,6 +18,7 @@ import { createEmbeddedStore } from './store/embedded/index.js';
 import type { Store } from './store/store.js';
 import { listenTcp, type OpenListener } from './transport/tcp.js';
 import { listenWebSocket } from './transport/websocket.js';
+import { Alarms } from './util/alarms.js';
 import type { ByteConnection } from './util/byte-connection.js';
 import { createLogger, type Logger } from './util/log.js';
 import { packageVersion } from './util/version.js';
@@ -53,6 +54,12 @@ export class Broker extends EventEmitter implements MqttHooks {
   readonly config: BraidConfig;
   readonly log: Logger;
   readonly core: BrokerCore;
+  /**
+   * Resource alarms (limits.memoryHighWatermark, limits.diskFreeLimit): while one is set,
+   * publishers are blocked. `broker.alarms.set('memory', true)` raises one by hand (tests,
+   * embedding); `set('memory', false)` clears it.
+   */
+  readonly alarms: Alarms;
   authenticate?: MqttHooks['authenticate'];
   authorizePublish?: MqttHooks['authorizePublish'];
   authorizeSubscribe?: MqttHooks['authorizeSubscribe'];
@@ -114,6 +121,20 @@ export class Broker extends EventEmitter implements MqttHooks {
     }
     this.mqtt = new MqttContext(this.core, settings, users, this.log.child('mqtt'), this, this);
     this.amqp = new AmqpContext(this.core, { ...this.config.amqp }, users, this.log.child('amqp'), packageVersion());
+    const lim = this.config.limits;
+    this.alarms = new Alarms(
+      {
+        memoryHighWatermark: lim.memoryHighWatermark,
+        diskFreeLimit: lim.diskFreeLimit,
+        dataDir: this.config.storage.persistence ? this.config.storage.dataDir : undefined,
+        checkInterval: lim.alarmCheckInterval,
+      },
+      this.log.child('alarms'),
+    );
+    this.alarms.onChange((blocked) => {
+      this.mqtt.setPublishersBlocked(blocked);
+      this.amqp.setPublishersBlocked(blocked ? this.alarms.describe() : undefined);
+    });
   }
 
   /** Every opened listener with its actual port (ephemeral ports resolved). */
@@ -131,6 +152,7 @@ export class Broker extends EventEmitter implements MqttHooks {
     const L = this.config.listeners;
     try {
       await this.openStore();
+      await this.alarms.start();
       this.mqtt.start();
       this.amqp.start();
       if (L.mqtt) {
@@ -177,6 +199,7 @@ export class Broker extends EventEmitter implements MqttHooks {
         });
       }
     } catch (err) {
+      this.alarms.stop();
       await this.closeAll();
       await this.closeStore();
       this.state = 'stopped';
@@ -259,6 +282,7 @@ export class Broker extends EventEmitter implements MqttHooks {
     await this.closeAll();
     this.mqtt.stop();
     this.amqp.stop();
+    this.alarms.stop();
     await this.closeStore();
     this.state = 'stopped';
     this.log.info('broker stopped');
@@ -268,6 +292,7 @@ export class Broker extends EventEmitter implements MqttHooks {
     const store = this.store;
     this.store = undefined;
     if (store === undefined) return;
+    this.core.detachStore();
     try {
       await store.close();
     } catch (err) {

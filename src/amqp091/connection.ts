@@ -26,7 +26,7 @@ import {
   PROTOCOL_HEADER,
   readFieldTable,
 } from './codec/index.js';
-import { type AmqpContext, OUTPUT_HIGH_WATER, type Sweepable } from './context.js';
+import { type AmqpContext, type Blockable, OUTPUT_HIGH_WATER, type Sweepable } from './context.js';
 import { AmqpError, amqpError, toAmqpError } from './errors.js';
 
 type State = 'header' | 'start' | 'tune' | 'open' | 'running' | 'closing' | 'closed';
@@ -35,7 +35,7 @@ type State = 'header' | 'start' | 'tune' | 'open' | 'running' | 'closing' | 'clo
 const CLOSE_OK_TIMEOUT_MS = 3000;
 const MECHANISMS = 'PLAIN AMQPLAIN';
 
-export class AmqpConnection implements Sweepable {
+export class AmqpConnection implements Sweepable, Blockable {
   readonly id: string;
   readonly core: BrokerCore;
   state: State = 'header';
@@ -59,6 +59,9 @@ export class AmqpConnection implements Sweepable {
   private dirty: AmqpChannel[] = [];
   private closeTimer: NodeJS.Timeout | undefined;
   private readPaused = false;
+  /** Blocked by a resource alarm: not read, and frames already read wait in `reader`. */
+  private alarmBlocked = false;
+  private sentBlocked = false;
 
   constructor(
     readonly ctx: AmqpContext,
@@ -77,7 +80,7 @@ export class AmqpConnection implements Sweepable {
         if (this.conn.bufferedBytes >= OUTPUT_HIGH_WATER) return;
         if (this.readPaused) {
           this.readPaused = false;
-          this.conn.resumeReading();
+          if (!this.alarmBlocked) this.conn.resumeReading();
         }
         for (const ch of this.channels.values()) ch.drained();
       },
@@ -129,18 +132,26 @@ export class AmqpConnection implements Sweepable {
 
   // ---- input -------------------------------------------------------------------------------
 
-  private onData(chunk: Buffer): void {
+  /** `chunk` undefined: go on with frames read before an alarm blocked the connection. */
+  private onData(chunk: Buffer | undefined): void {
     this.readFlag = true;
     if (this.state === 'closed') return;
     try {
-      if (this.state === 'header') {
-        chunk = this.readHeader(chunk);
-        if (chunk.length === 0 || (this.state as State) !== 'start') return;
+      if (chunk !== undefined) {
+        if (this.state === 'header') {
+          chunk = this.readHeader(chunk);
+          if (chunk.length === 0 || (this.state as State) !== 'start') return;
+        }
+        this.reader.push(chunk);
       }
-      this.reader.push(chunk);
-      for (let f = this.reader.next(); f !== undefined; f = this.reader.next()) {
+      while (!this.alarmBlocked) {
+        const f = this.reader.next();
+        if (f === undefined) break;
         this.onFrame(f);
         if ((this.state as State) === 'closed') return;
+        if (this.ctx.blockedReason !== undefined && (f.type === FrameType.Header || f.type === FrameType.Body)) {
+          this.maybeBlock(f.channel);
+        }
       }
     } catch (err) {
       this.connectionError(toAmqpError(err));
@@ -157,6 +168,40 @@ export class AmqpConnection implements Sweepable {
         this.conn.pauseReading();
       }
     }
+  }
+
+  /**
+   * A resource alarm is on and this connection published: once the message is whole, stop
+   * reading it (RabbitMQ `rabbit_reader` blocks a connection on its next publish; connections
+   * that only consume are still read, so their acks flow). Clients that declared the
+   * `connection.blocked` capability hear why.
+   */
+  private maybeBlock(channel: number): void {
+    if (this.channels.get(channel)?.assembler.busy === true || this.state !== 'running') return;
+    this.alarmBlocked = true;
+    this.ctx.blocked.add(this);
+    this.conn.pauseReading();
+    if (this.clientCapability('connection.blocked')) {
+      this.sentBlocked = true;
+      this.sendMethod(0, { id: MethodId.ConnectionBlocked, reason: this.ctx.blockedReason ?? '' });
+    }
+    this.ctx.log.info('AMQP connection blocked by a resource alarm', {
+      conn: this.id,
+      reason: this.ctx.blockedReason,
+    });
+  }
+
+  /** The alarm cleared (AmqpContext.setPublishersBlocked): read again, starting with what is buffered. */
+  unblockPublishing(): void {
+    if (!this.alarmBlocked) return;
+    this.alarmBlocked = false;
+    if (this.state === 'closed') return;
+    if (this.sentBlocked) {
+      this.sentBlocked = false;
+      if (this.state === 'running') this.sendMethod(0, { id: MethodId.ConnectionUnblocked });
+    }
+    if (!this.readPaused) this.conn.resumeReading();
+    this.onData(undefined);
   }
 
   /** Returns what follows the 8-byte header; a wrong header gets ours back and a close (§4.2.2). */
@@ -545,6 +590,7 @@ export class AmqpConnection implements Sweepable {
     }
     this.state = 'closed';
     this.ctx.connections.delete(this);
+    this.ctx.blocked.delete(this);
     this.ctx.stats.connections--;
   }
 
@@ -569,6 +615,9 @@ export class AmqpConnection implements Sweepable {
       return;
     }
     const hb = this.heartbeatMs;
+    // A connection blocked by an alarm is not read: its heartbeats do not count (RabbitMQ
+    // pauses the heartbeat monitor of a blocked connection).
+    if (this.alarmBlocked) this.lastRead = now;
     if (hb > 0) {
       if (now - this.lastRead > 2 * hb) {
         this.ctx.log.warn('AMQP missed heartbeats from client', { conn: this.id, timeout: hb / 1000 });

@@ -30,6 +30,11 @@ export interface Sweepable {
   sweep(now: number): void;
 }
 
+/** A connection a resource alarm blocked (it published while the alarm was on). */
+export interface Blockable {
+  unblockPublishing(): void;
+}
+
 /** Unsent bytes on a connection past which its consumers stop receiving until it drains. */
 export const OUTPUT_HIGH_WATER = 1 << 20;
 const SWEEP_MS = 1000;
@@ -37,6 +42,13 @@ const SWEEP_MS = 1000;
 export class AmqpContext {
   readonly connections = new Set<Sweepable>();
   readonly stats: AmqpStats = { connections: 0, channels: 0, messagesIn: 0, messagesOut: 0 };
+  /**
+   * A resource alarm's reason ("low on memory") while one is set (broker.alarms): a connection
+   * that publishes is then blocked (connection.blocked, no longer read) until it clears.
+   */
+  blockedReason: string | undefined;
+  /** Connections blocked by the alarm. */
+  readonly blocked = new Set<Blockable>();
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -47,6 +59,15 @@ export class AmqpContext {
     /** Server properties that vary by build: product version, platform. */
     readonly version: string,
   ) {}
+
+  /** An alarm set (`reason`) or cleared (undefined); blocked connections resume on clear. */
+  setPublishersBlocked(reason: string | undefined): void {
+    this.blockedReason = reason;
+    if (reason !== undefined) return;
+    const bs = [...this.blocked];
+    this.blocked.clear();
+    for (const c of bs) c.unblockPublishing();
+  }
 
   start(): void {
     this.timer ??= setInterval(() => {

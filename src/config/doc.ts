@@ -34,6 +34,8 @@ function typeOf(key: Key): string {
   switch (key.kind) {
     case 'int':
       return `integer ${key.min}–${key.max}`;
+    case 'number':
+      return `number ${key.min}–${key.max}`;
     case 'bool':
       return 'boolean';
     case 'string':

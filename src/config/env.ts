@@ -76,6 +76,8 @@ export function parseText(key: Key, raw: string, path: readonly string[], source
   switch (key.kind) {
     case 'int':
       return /^\s*-?\d+\s*$/.test(raw) ? Number(raw) : raw;
+    case 'number':
+      return /^\s*-?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?\s*$/i.test(raw) ? Number(raw) : raw;
     case 'bool':
       return parseBool(raw);
     case 'enum': {

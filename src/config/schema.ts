@@ -22,6 +22,13 @@ export interface IntKey extends Documented {
   readonly min: number;
   readonly max: number;
 }
+/** A number that need not be whole (`limits.memoryHighWatermark`: 0.4, or bytes). */
+export interface NumberKey extends Documented {
+  readonly kind: 'number';
+  readonly default: number;
+  readonly min: number;
+  readonly max: number;
+}
 export interface BoolKey extends Documented {
   readonly kind: 'bool';
   readonly default: boolean;
@@ -77,6 +84,7 @@ export interface ListenerKey<K extends Keys = Keys> extends Documented {
 }
 export type Key =
   | IntKey
+  | NumberKey
   | BoolKey
   | StringKey
   | OptionalStringKey
@@ -92,6 +100,9 @@ export interface Section<K extends Keys = Keys> extends Documented {
 
 function int(def: number, min: number, max: number, doc: string): IntKey {
   return { kind: 'int', default: def, min, max, doc };
+}
+function num(def: number, min: number, max: number, doc: string): NumberKey {
+  return { kind: 'number', default: def, min, max, doc };
 }
 function bool(def: boolean, doc: string): BoolKey {
   return { kind: 'bool', default: def, doc };
@@ -237,6 +248,21 @@ export const SCHEMA = {
   }),
   limits: section('Resource limits.', {
     maxConnections: int(0, 0, I32, 'open client connections over all listeners; 0 = unlimited'),
+    // RabbitMQ's vm_memory_high_watermark (relative 0.4) and disk_free_limit (50 MB). Memory is
+    // the process's anonymous resident memory (RssAnon), so LMDB's file-backed pages do not count.
+    memoryHighWatermark: num(
+      0.4,
+      0,
+      MAX_SAFE,
+      'publishers are blocked while resident memory (RssAnon: not the LMDB map) is above this: ≤ 1 a fraction of RAM or of the cgroup limit, > 1 bytes',
+    ),
+    diskFreeLimit: int(
+      50000000,
+      0,
+      MAX_SAFE,
+      'publishers are blocked while the storage.dataDir disk has fewer free bytes than this; 0 = no disk alarm',
+    ),
+    alarmCheckInterval: int(1000, 0, I32, 'how often memory and free disk are measured (ms); 0 = never'),
   }),
   log: section('Logging (to stderr).', {
     level: oneOf(['debug', 'info', 'warn', 'error', 'silent'], 'info', 'lowest level logged'),
@@ -249,7 +275,7 @@ export const SCHEMA = {
 // Types derived from the schema
 
 type Simplify<T> = { [P in keyof T]: T[P] } & {};
-type ValueOf<S> = S extends IntKey
+type ValueOf<S> = S extends IntKey | NumberKey
   ? number
   : S extends BoolKey
     ? boolean
@@ -448,6 +474,11 @@ function checkValue(spec: Key, v: unknown, path: Path, source: string): unknown 
     case 'int':
       if (typeof v !== 'number' || !Number.isInteger(v) || v < spec.min || v > spec.max) {
         fail(`an integer between ${spec.min} and ${spec.max}`);
+      }
+      return v;
+    case 'number':
+      if (typeof v !== 'number' || !Number.isFinite(v) || v < spec.min || v > spec.max) {
+        fail(`a number between ${spec.min} and ${spec.max}`);
       }
       return v;
     case 'bool':

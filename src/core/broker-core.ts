@@ -293,6 +293,12 @@ export class BrokerCore {
     else this.store.whenDurable(cb);
   }
 
+  /** The broker is stopping: later changes are not written (the store is about to close). */
+  detachStore(): void {
+    this.store = undefined;
+    for (const vh of this.vhosts.values()) vh.store = vh.queueStore = undefined;
+  }
+
   get durable(): boolean {
     return this.store !== undefined;
   }

@@ -59,6 +59,8 @@ export class QueueLog {
   ) {}
 
   put(seq: number, msg: Message, matched: readonly Binding[], transient = false): void {
+    // After the broker stopped (a TTL timer firing late), nothing is written: the store is closed.
+    if (!this.store.isOpen) return;
     const entry: QueueEntry = {
       seq,
       message: toRecord(msg),
@@ -72,10 +74,12 @@ export class QueueLog {
   }
 
   delivered(seq: number, deliveryCount: number): void {
+    if (!this.store.isOpen) return;
     this.store.markDelivered(this.vhost, this.queue, seq, deliveryCount);
   }
 
   remove(seq: number): void {
+    if (!this.store.isOpen) return;
     this.store.removeEntry(this.vhost, this.queue, seq);
   }
 

@@ -17,7 +17,7 @@ import {
   type QoS,
   type Will,
 } from './codec/packets.js';
-import { type FlowParty, type MqttContext, OUTPUT_HIGH_WATER, type Sweepable } from './context.js';
+import { type AlarmParty, type FlowParty, type MqttContext, OUTPUT_HIGH_WATER, type Sweepable } from './context.js';
 import { connackCodeV3, MqttError, RC } from './errors.js';
 import { handlePuback, handlePubcomp, handlePubrec, handlePubrel } from './handlers/acks.js';
 import { handleConnect } from './handlers/connect.js';
@@ -33,7 +33,7 @@ type State = 'awaiting-connect' | 'connecting' | 'connected' | 'closed';
 /** Payloads at least this big go out as their own chunk instead of being copied (STYLE habit 4). */
 const COPY_PAYLOAD_BELOW = 2048;
 
-export class MqttConnection implements SessionOutput, Sweepable, FlowParty {
+export class MqttConnection implements SessionOutput, Sweepable, FlowParty, AlarmParty {
   state: State = 'awaiting-connect';
   version: ProtocolVersion = 4;
   session: Session | undefined;
@@ -105,6 +105,8 @@ export class MqttConnection implements SessionOutput, Sweepable, FlowParty {
   }
 
   private readingHeld = false;
+  /** Held by a resource alarm: not read, and packets already read wait in `backlog`. */
+  private alarmHeld = false;
 
   holdReading(): void {
     this.readingHeld = true;
@@ -113,12 +115,19 @@ export class MqttConnection implements SessionOutput, Sweepable, FlowParty {
 
   releaseReading(): void {
     this.readingHeld = false;
-    if (!this.busy && this.state !== 'closed') this.conn.resumeReading();
+    if (!this.busy && !this.alarmHeld && this.state !== 'closed') this.conn.resumeReading();
+  }
+
+  /** The alarm cleared (MqttContext.setPublishersBlocked): the waiting packets, then read again. */
+  unblockPublishing(): void {
+    if (!this.alarmHeld) return;
+    this.alarmHeld = false;
+    if (!this.busy) this.resume();
   }
 
   private onPacket(p: Packet): void {
     if (this.state === 'closed') return;
-    if (this.busy) {
+    if (this.busy || this.alarmHeld) {
       (this.backlog ??= []).push(p);
       return;
     }
@@ -134,7 +143,13 @@ export class MqttConnection implements SessionOutput, Sweepable, FlowParty {
       this.onError(err);
       return false;
     }
-    if (!r) return true;
+    if (p.type === 3 && this.ctx.publishersBlocked && this.state === 'connected' && !this.alarmHeld) {
+      // A resource alarm is on and this client publishes: no more reading until it clears.
+      this.alarmHeld = true;
+      this.ctx.alarmHold(this);
+      this.conn.pauseReading();
+    }
+    if (!r) return !this.alarmHeld;
     // A handler went async (hooks): hold later packets, in order, until it is done.
     this.busy = true;
     this.conn.pauseReading();
@@ -147,10 +162,10 @@ export class MqttConnection implements SessionOutput, Sweepable, FlowParty {
 
   private resume(): void {
     this.busy = false;
-    while (this.state !== 'closed' && this.backlog && this.backlog.length > 0) {
+    while (this.state !== 'closed' && !this.alarmHeld && this.backlog && this.backlog.length > 0) {
       if (!this.run(this.backlog.shift()!)) return;
     }
-    if (this.state !== 'closed' && !this.readingHeld) this.conn.resumeReading();
+    if (this.state !== 'closed' && !this.readingHeld && !this.alarmHeld) this.conn.resumeReading();
   }
 
   private dispatch(p: Packet): undefined | Promise<void> {
@@ -377,6 +392,8 @@ export class MqttConnection implements SessionOutput, Sweepable, FlowParty {
       }
       return;
     }
+    // Not read while an alarm holds it, so its silence does not count.
+    if (this.alarmHeld) this.lastReceived = now;
     // [MQTT-3.1.2-24]: nothing received for 1.5 × Keep Alive → close (5.0: DISCONNECT 0x8D).
     if (this.state === 'connected' && this.keepAliveMs > 0 && now - this.lastReceived > this.keepAliveMs * 1.5) {
       this.ctx.log.info('closing MQTT connection: keep-alive timeout', {

@@ -6,13 +6,22 @@ import type { EventEmitter } from 'node:events';
 import type { UserDb } from '../auth/users.js';
 import type { BrokerCore, Queue } from '../core/broker-core.js';
 import type { Logger } from '../util/log.js';
+import type { Will } from './codec/packets.js';
 import type { MqttHooks } from './hooks.js';
 import { bindingKeyToFilter } from './mapping.js';
 import type { Session, SubscriptionArgs } from './session.js';
+import { publishWill } from './will.js';
+
+function splitSessionKey(key: string): [vhost: string, clientId: string] {
+  const i = key.indexOf('\0');
+  return i < 0 ? ['/', key] : [key.slice(0, i), key.slice(i + 1)];
+}
 
 /** Store namespace of persistent session records: `{ expiry }` by session key. */
 export const SESSION_RECORDS = 'mqtt.session';
 export const SESSION_QUEUE_PREFIX = 'mqtt-session.';
+/** Store namespace of wills waiting out their Will Delay Interval: `{ will, fireAt }` by session key. */
+export const WILL_RECORDS = 'mqtt.will';
 /** Store namespace of QoS 2 packet ids received and not yet released, by session key. */
 export const QOS2_RECORDS = 'mqtt.qos2';
 
@@ -52,6 +61,11 @@ export interface FlowParty {
   releaseReading(): void;
 }
 
+/** A connection a resource alarm held (it published while the alarm was on). */
+export interface AlarmParty {
+  unblockPublishing(): void;
+}
+
 /** Unsent bytes above which a connection's output counts as full (publishers are held). */
 export const OUTPUT_HIGH_WATER = 1 << 20;
 /** A full output that has not drained for this long is treated as stuck and stops holding publishers. */
@@ -83,6 +97,12 @@ export class MqttContext {
   private readonly congested = new Map<FlowParty, number>();
   private readonly stuck = new Set<FlowParty>();
   private readonly held = new Set<FlowParty>();
+  /**
+   * A resource alarm is on (broker.alarms): a connection that publishes stops being read, and
+   * the packets it already sent wait, until the alarm clears. Subscribers are still served.
+   */
+  publishersBlocked = false;
+  private readonly alarmHeld = new Set<AlarmParty>();
   private sweepTimer: NodeJS.Timeout | undefined;
   private clientIdSeq = 0;
 
@@ -116,7 +136,26 @@ export class MqttContext {
     reader.holdReading();
   }
 
-  forget(party: FlowParty): void {
+  /** `party` published while the alarm is on and stopped reading. */
+  alarmHold(party: AlarmParty): void {
+    this.alarmHeld.add(party);
+  }
+
+  get alarmHeldCount(): number {
+    return this.alarmHeld.size;
+  }
+
+  /** An alarm set or cleared; held connections resume on clear. */
+  setPublishersBlocked(on: boolean): void {
+    this.publishersBlocked = on;
+    if (on) return;
+    const held = [...this.alarmHeld];
+    this.alarmHeld.clear();
+    for (const c of held) c.unblockPublishing();
+  }
+
+  forget(party: FlowParty & AlarmParty): void {
+    this.alarmHeld.delete(party);
     this.held.delete(party);
     this.relieve(party);
   }
@@ -181,6 +220,8 @@ export class MqttContext {
             sharedQueue: undefined,
           });
         }
+        const w = this.core.recoveredRecordsOf(WILL_RECORDS).get(key) as { will?: Will; fireAt?: number } | undefined;
+        if (w?.will !== undefined && typeof w.fireAt === 'number') session.restoreWill(w.will, w.fireAt);
         const qos2 = this.core.recoveredRecordsOf(QOS2_RECORDS).get(key);
         if (Array.isArray(qos2)) for (const id of qos2) if (typeof id === 'number') session.inboundQos2.add(id);
         this.sessions.set(key, session);
@@ -191,12 +232,22 @@ export class MqttContext {
         n++;
       }
     }
+    // Wills of sessions that did not outlive the restart (clean sessions) are due now.
+    for (const [key, value] of this.core.recoveredRecordsOf(WILL_RECORDS)) {
+      if (this.sessions.has(key)) continue;
+      const w = value as { will?: Will } | undefined;
+      const [vhost, clientId] = splitSessionKey(key);
+      this.core.putRecord(WILL_RECORDS, key, undefined);
+      if (w?.will !== undefined && this.core.vhost(vhost) !== undefined) publishWill(this, vhost, clientId, w.will);
+    }
     return n;
   }
 
+  /** The broker stops: session timers (wills, expiry) stop too; what is stored stays for the next start. */
   stop(): void {
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     this.sweepTimer = undefined;
+    for (const s of this.sessions.values()) s.suspend();
   }
 
   sessionKey(vhost: string, clientId: string): string {

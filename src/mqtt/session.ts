@@ -3,11 +3,11 @@
  * subscriptions (bindings from the topic exchange), QoS 1/2 state in both directions, the will
  * and the expiry timers. A session outlives its connection when its expiry interval is > 0.
  */
-import type { Binding, ConsumerSink, Delivery, Message, Queue } from '../core/broker-core.js';
+import type { Binding, ConsumerSink, Delivery, Message, Queue, StoredValue } from '../core/broker-core.js';
 import { isExpired } from '../core/broker-core.js';
 import { type LongTimer, setLongTimeout } from '../util/long-timer.js';
 import type { QoS, Will } from './codec/packets.js';
-import { type MqttContext, OUTPUT_HIGH_WATER, QOS2_RECORDS, SESSION_RECORDS } from './context.js';
+import { type MqttContext, OUTPUT_HIGH_WATER, QOS2_RECORDS, SESSION_RECORDS, WILL_RECORDS } from './context.js';
 import { messageQos } from './mapping.js';
 import { publishWill } from './will.js';
 
@@ -347,10 +347,28 @@ export class Session implements ConsumerSink {
     }
     this.will = will;
     this.willTimer = setLongTimeout(() => this.fireWill(), delaySeconds * 1000);
+    // A pending will outlives a restart: it fires then, or at once if its time has passed.
+    this.ctx.core.putRecord(WILL_RECORDS, this.key, {
+      will: will as unknown as StoredValue,
+      fireAt: Date.now() + delaySeconds * 1000,
+    });
+  }
+
+  /** Recovery: a will that was pending when the broker stopped. */
+  restoreWill(will: Will, fireAt: number): void {
+    const left = fireAt - Date.now();
+    if (left <= 0) {
+      this.ctx.core.putRecord(WILL_RECORDS, this.key, undefined);
+      publishWill(this.ctx, this.vhost, this.clientId, will);
+      return;
+    }
+    this.will = will;
+    this.willTimer = setLongTimeout(() => this.fireWill(), left);
   }
 
   private fireWill(): void {
     this.willTimer = undefined;
+    this.ctx.core.putRecord(WILL_RECORDS, this.key, undefined);
     const will = this.will;
     this.will = undefined;
     if (will) publishWill(this.ctx, this.vhost, this.clientId, will);
@@ -362,7 +380,16 @@ export class Session implements ConsumerSink {
     this.expiryTimer = setLongTimeout(onExpire, this.expiryInterval * 1000);
   }
 
+  /** The broker is stopping: timers stop, and the stored will and session records stay as they are. */
+  suspend(): void {
+    this.willTimer?.cancel();
+    this.willTimer = undefined;
+    this.expiryTimer?.cancel();
+    this.expiryTimer = undefined;
+  }
+
   private cancelTimers(): void {
+    if (this.willTimer !== undefined) this.ctx.core.putRecord(WILL_RECORDS, this.key, undefined);
     this.willTimer?.cancel();
     this.willTimer = undefined;
     this.will = undefined;

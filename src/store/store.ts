@@ -140,6 +140,8 @@ export interface Store {
   whenDurable(cb: (err?: Error) => void): void;
   /** True when writes are queued that are not yet durable. */
   readonly pending: boolean;
+  /** False before `open()` resolves and after `close()` starts: writes then are refused. */
+  readonly isOpen: boolean;
 }
 
 export class StoreError extends Error {

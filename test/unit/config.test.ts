@@ -81,7 +81,12 @@ describe('config defaults', () => {
     assert.equal(c.mqtt.maxClientIdLength, 65535);
     assert.deepEqual(c.auth, { allowAnonymous: 'loopback', users: [], guest: true });
     assert.deepEqual(c.storage, { dataDir: './data', persistence: true });
-    assert.deepEqual(c.limits, { maxConnections: 0 });
+    assert.deepEqual(c.limits, {
+      maxConnections: 0,
+      memoryHighWatermark: 0.4,
+      diskFreeLimit: 50000000,
+      alarmCheckInterval: 1000,
+    });
     assert.deepEqual(c.log, { level: 'info', format: 'text' });
     assert.deepEqual(c.amqp, {
       heartbeat: 60,
@@ -504,6 +509,8 @@ function validValue(key: Key): fc.Arbitrary<unknown> {
   switch (key.kind) {
     case 'int':
       return fc.integer({ min: key.min, max: Math.min(key.max, 2 ** 31 - 1) });
+    case 'number':
+      return fc.double({ min: key.min, max: Math.min(key.max, 2 ** 31 - 1), noNaN: true });
     case 'bool':
       return fc.boolean();
     case 'string':

@@ -295,12 +295,9 @@ export class Queue {
     let now = 0;
     let expiry = 0;
     if (msg.expiresAt !== undefined) {
+      // A message whose expiry has come (expiration 0, or a millisecond spent routing) is not
+      // dropped here: it is "delivered now or never" below (RabbitMQ counts TTL from enqueue).
       now = Date.now();
-      if (msg.expiresAt < now) {
-        this.stats.expired++;
-        this.deadLetter(msg, 'expired');
-        return DROPPED;
-      }
       expiry = msg.expiresAt;
     }
     // (1) At-most-once fast path: nothing waits ahead of it, so a consumer may take it outright.
@@ -365,11 +362,16 @@ export class Queue {
     this.ready.push(d);
     this.readyBytes += msg.body.length;
     this.stats.enqueued++;
+    const deliveredBefore = this.stats.delivered;
     this.dispatch();
-    if (nowOrNever && this.ready.peek() === d) {
-      this.takeReady();
-      this.expire(d);
-      return TAKEN;
+    if (nowOrNever) {
+      // No consumer took it at once: it expires (here, or already in dispatch), and is not taken.
+      if (this.ready.peek() === d) {
+        this.takeReady();
+        this.expire(d);
+        return DROPPED;
+      }
+      if (this.stats.delivered === deliveredBefore) return DROPPED;
     }
     // drop-head: the oldest ready messages make room (after dispatch, so a waiting consumer
     // still gets a message that a max-length of 0 would not keep).

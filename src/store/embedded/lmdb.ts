@@ -130,7 +130,9 @@ export class EmbeddedStore implements Store {
     if (!existsSync(this.file)) await this.create();
     else {
       const check = checkDataFile(this.file);
-      if (check.ok === 'short') this.probe(check.size, check.expected);
+      // LMDB has no page checksums and aborts (or faults) on a garbled page: every start reads
+      // the whole store once in a child process, so damage is a clear refusal, never a crash loop.
+      this.probe(check.ok === 'short' ? { size: check.size, expected: check.expected } : undefined);
     }
     let env: RootDatabase;
     try {
@@ -290,24 +292,36 @@ export class EmbeddedStore implements Store {
    * pages"); only reading every page tells, and a read past the end is a SIGBUS, so a child
    * process reads the whole store and we look at how it died.
    */
-  private probe(size: number, expected: number): void {
-    this.logger?.warn('store data file is shorter than LMDB says; reading it whole in a child process', {
-      file: this.file,
-      size,
-      expected,
-    });
+  private probe(short: { size: number; expected: number } | undefined): void {
+    if (short !== undefined) {
+      this.logger?.warn('store data file is shorter than LMDB says; reading it whole in a child process', {
+        file: this.file,
+        ...short,
+      });
+    }
     const script = join(dirname(fileURLToPath(import.meta.url)), 'probe.js');
+    const started = Date.now();
     const r = spawnSync(process.execPath, [script, this.file], { encoding: 'utf8', timeout: 600_000 });
-    if (r.status === 0) return;
+    if (r.status === 0) {
+      this.logger?.info('store verified', { file: this.file, rows: Number(r.stdout.trim()), ms: Date.now() - started });
+      return;
+    }
     const how = r.signal ? `killed by ${r.signal}` : `exit ${r.status}: ${(r.stderr ?? '').trim().slice(0, 300)}`;
+    const what =
+      short !== undefined
+        ? `is truncated (${short.size} bytes, LMDB expects ${short.expected}; reading it: ${how})`
+        : `is damaged (reading it: ${how})`;
     throw new StoreError(
-      `store data file ${this.file} is truncated (${size} bytes, LMDB expects ${expected}; reading it: ${how}); ` +
-        'move it away to start empty, or restore it from a backup',
+      `store data file ${this.file} ${what}; move it away to start empty, or restore it from a backup`,
     );
   }
 
   // ----------------------------------------------------------------------------------------
   // Definitions, retained messages, records
+
+  get isOpen(): boolean {
+    return this.env !== undefined && !this.closing;
+  }
 
   private write(db: Database<unknown, Key>, key: Key, value: Buffer | undefined): Txn {
     if (this.env === undefined) throw new StoreError(`store in ${this.dir} is not open`);

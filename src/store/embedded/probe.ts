@@ -1,7 +1,7 @@
 /**
- * Run as a child process by lmdb.ts when the data file is shorter than its LMDB meta page says:
- * reads every row of every db. A page past the end of the file kills this process with SIGBUS,
- * and the parent reports the store as truncated instead of crashing itself.
+ * Run as a child process by lmdb.ts at every open: reads every row of every db. A page past the
+ * end of the file kills this process with SIGBUS, a garbled B-tree page with LMDB's SIGABRT, and
+ * the parent reports the store as damaged instead of crashing itself (LMDB has no checksums).
  *
  * Usage: node probe.js <data file>
  */
@@ -20,6 +20,8 @@ async function main(file: string): Promise<void> {
     } catch {
       continue; // not created yet (a store that was never opened after creation)
     }
+    // A read-only environment answers a missing db with undefined (a foreign or new file).
+    if (db === undefined || db === null) continue;
     // Copying each value out reads every page it spans, overflow pages included.
     for (const _row of db.getRange({})) rows++;
   }
