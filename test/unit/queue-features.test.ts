@@ -315,10 +315,10 @@ describe('TTL (https://www.rabbitmq.com/docs/ttl)', () => {
     const died: [string, DeadLetterReason][] = [];
     const q = queue({ args: { 'x-message-ttl': 50, 'x-dead-letter-exchange': 'dlx' } }, died);
     q.offer(msg('1'), M);
-    await sleep(5);
     q.offer(msg('2'), M);
     assert.equal(q.messageCount, 2);
-    await sleep(100);
+    // No consumer: only the timer can remove them. Polled, not timed (a loaded machine is slow).
+    for (let waited = 0; q.messageCount > 0 && waited < 5000; waited += 20) await sleep(20);
     assert.equal(q.messageCount, 0);
     assert.deepEqual(died, [
       ['1', 'expired'],
@@ -371,33 +371,38 @@ describe('TTL (https://www.rabbitmq.com/docs/ttl)', () => {
 
 describe('x-expires (https://www.rabbitmq.com/docs/ttl#queue-ttl)', () => {
   test('an unused queue is deleted after x-expires; basic.get and declare (touch) postpone it', async () => {
+    // Margins are wide: a "not yet" check comes well inside the period; "eventually" is polled.
     let expired = 0;
-    const q = queue({ args: { 'x-expires': 150 }, onUnused: () => expired++ });
-    await sleep(90);
+    const q = queue({ args: { 'x-expires': 900 }, onUnused: () => expired++ });
+    await sleep(300);
     q.get({ noAck: true });
-    await sleep(90);
+    await sleep(600);
     assert.equal(expired, 0, 'basic.get reset the countdown');
     q.touch();
-    await sleep(90);
+    await sleep(600);
     assert.equal(expired, 0, 'redeclare reset the countdown');
-    await sleep(120);
+    await until(() => expired === 1);
     assert.equal(expired, 1);
   });
 
   test('a consumer keeps it alive; the countdown restarts when the last one leaves', async () => {
     let expired = 0;
-    const q = queue({ args: { 'x-expires': 60 }, onUnused: () => expired++ });
+    const q = queue({ args: { 'x-expires': 300 }, onUnused: () => expired++ });
     const c = new Sink('c');
     q.addConsumer(c);
-    await sleep(100);
+    await sleep(500);
     assert.equal(expired, 0);
     q.removeConsumer(c, { requeue: true });
-    await sleep(20);
     assert.equal(expired, 0);
-    await sleep(80);
+    await until(() => expired === 1);
     assert.equal(expired, 1);
   });
 });
+
+/** Polls `cond` every 10 ms for up to 5 s: for what happens "eventually", never by a deadline. */
+async function until(cond: () => boolean): Promise<void> {
+  for (let waited = 0; !cond() && waited < 5000; waited += 10) await sleep(10);
+}
 
 describe('length limits (https://www.rabbitmq.com/docs/maxlength)', () => {
   test('x-max-length-bytes with drop-head drops (and dead-letters) the oldest', () => {
