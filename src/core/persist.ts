@@ -73,9 +73,9 @@ export class QueueLog {
     this.store.putEntry(this.vhost, this.queue, entry);
   }
 
-  delivered(seq: number, deliveryCount: number): void {
+  delivered(seq: number, deliveryCount: number, tag?: StoredValue): void {
     if (!this.store.isOpen) return;
-    this.store.markDelivered(this.vhost, this.queue, seq, deliveryCount);
+    this.store.markDelivered(this.vhost, this.queue, seq, deliveryCount, tag);
   }
 
   remove(seq: number): void {

@@ -54,6 +54,11 @@ export interface Delivery {
   readonly redelivered: boolean;
   /** How many times the message has been handed out, this delivery included. */
   readonly deliveryCount: number;
+  /**
+   * What the adapter attached to this message's last hand-out before a restart (`Queue.tagDelivery`:
+   * an MQTT packet id), read back with the message; undefined otherwise.
+   */
+  readonly tag?: unknown;
   readonly queueName: string;
 }
 

@@ -22,6 +22,8 @@ export const SESSION_RECORDS = 'mqtt.session';
 export const SESSION_QUEUE_PREFIX = 'mqtt-session.';
 /** Store namespace of wills waiting out their Will Delay Interval: `{ will, fireAt }` by session key. */
 export const WILL_RECORDS = 'mqtt.will';
+/** Store namespace of outbound QoS 2 packet ids whose PUBREL is owed (PUBREC received), by session key. */
+export const PUBREL_RECORDS = 'mqtt.pubrel';
 /** Store namespace of QoS 2 packet ids received and not yet released, by session key. */
 export const QOS2_RECORDS = 'mqtt.qos2';
 
@@ -222,6 +224,9 @@ export class MqttContext {
         }
         const w = this.core.recoveredRecordsOf(WILL_RECORDS).get(key) as { will?: Will; fireAt?: number } | undefined;
         if (w?.will !== undefined && typeof w.fireAt === 'number') session.restoreWill(w.will, w.fireAt);
+        const pubrels = this.core.recoveredRecordsOf(PUBREL_RECORDS).get(key);
+        if (Array.isArray(pubrels))
+          session.restorePubrels(pubrels.filter((id): id is number => typeof id === 'number'));
         const qos2 = this.core.recoveredRecordsOf(QOS2_RECORDS).get(key);
         if (Array.isArray(qos2)) for (const id of qos2) if (typeof id === 'number') session.inboundQos2.add(id);
         this.sessions.set(key, session);

@@ -4,10 +4,17 @@
  * and the expiry timers. A session outlives its connection when its expiry interval is > 0.
  */
 import type { Binding, ConsumerSink, Delivery, Message, Queue, StoredValue } from '../core/broker-core.js';
-import { isExpired } from '../core/broker-core.js';
+import { createMessage, isExpired } from '../core/broker-core.js';
 import { type LongTimer, setLongTimeout } from '../util/long-timer.js';
 import type { QoS, Will } from './codec/packets.js';
-import { type MqttContext, OUTPUT_HIGH_WATER, QOS2_RECORDS, SESSION_RECORDS, WILL_RECORDS } from './context.js';
+import {
+  type MqttContext,
+  OUTPUT_HIGH_WATER,
+  PUBREL_RECORDS,
+  QOS2_RECORDS,
+  SESSION_RECORDS,
+  WILL_RECORDS,
+} from './context.js';
 import { messageQos } from './mapping.js';
 import { publishWill } from './will.js';
 
@@ -54,6 +61,14 @@ export interface SessionOutput {
     subscriptionIds: number[] | undefined,
   ): boolean;
   sendPubrel(packetId: number): void;
+}
+
+/** Stands in for the message of a restored PUBREL-pending exchange (the message itself was acked). */
+const PUBREL_PLACEHOLDER = createMessage({ vhost: '', exchange: '', routingKey: '', body: Buffer.alloc(0) });
+
+function storedPacketId(tag: unknown): number | undefined {
+  const p = typeof tag === 'object' && tag !== null ? (tag as { p?: unknown }).p : undefined;
+  return typeof p === 'number' && p >= 1 && p <= 65535 ? p : undefined;
 }
 
 /** The binding marker for retained messages sent because of a new subscription [MQTT-3.3.1-9]. */
@@ -209,7 +224,11 @@ export class Session implements ConsumerSink {
       this.sendQos0(out, d.message, retain, ids);
       return;
     }
-    const packetId = this.allocatePacketId();
+    // A message in flight before a restart goes out again with its packet id [MQTT-4.4.0-1], so
+    // a QoS 2 receiver recognises it; the id is stored with the delivery for that.
+    const before = queue === this.queue ? storedPacketId(d.tag) : undefined;
+    const packetId = before !== undefined && !this.outflight.has(before) ? before : this.allocatePacketId();
+    if (queue.durable) queue.tagDelivery(d, { p: packetId });
     const f: OutFlight = {
       packetId,
       qos,
@@ -265,6 +284,9 @@ export class Session implements ConsumerSink {
       return 'done';
     }
     f.state = 'pubrel';
+    // The message left the queue above; the PUBREL still owed is remembered across a restart
+    // (in the same transaction), so a resumed session gets it and the client frees the id.
+    this.savePubrels();
     return 'pubrel';
   }
 
@@ -272,8 +294,32 @@ export class Session implements ConsumerSink {
     const f = this.outflight.get(packetId);
     if (f?.state !== 'pubrel') return false;
     this.outflight.delete(packetId);
+    this.savePubrels();
     this.wake();
     return true;
+  }
+
+  /** Recovery: PUBRELs owed to the client when the broker stopped, resent when it resumes. */
+  restorePubrels(ids: readonly number[]): void {
+    for (const packetId of ids) {
+      this.outflight.set(packetId, {
+        packetId,
+        qos: 2,
+        state: 'pubrel',
+        message: PUBREL_PLACEHOLDER,
+        retain: false,
+        subscriptionIds: undefined,
+        delivery: undefined,
+        queue: undefined,
+      });
+    }
+  }
+
+  private savePubrels(): void {
+    if (!this.queue.durable) return;
+    const ids: number[] = [];
+    for (const f of this.outflight.values()) if (f.state === 'pubrel') ids.push(f.packetId);
+    this.ctx.core.putRecord(PUBREL_RECORDS, this.key, ids.length > 0 ? ids : undefined);
   }
 
   /** Capacity freed: let the queues hand out more. */
@@ -420,7 +466,10 @@ export class Session implements ConsumerSink {
     this.inboundQos2.clear();
     this.queue.admission = undefined;
     this.ctx.core.putRecord(SESSION_RECORDS, this.key, undefined);
-    if (this.queue.durable) this.ctx.core.putRecord(QOS2_RECORDS, this.key, undefined);
+    if (this.queue.durable) {
+      this.ctx.core.putRecord(QOS2_RECORDS, this.key, undefined);
+      this.ctx.core.putRecord(PUBREL_RECORDS, this.key, undefined);
+    }
     try {
       this.ctx.core.deleteQueue(this.vhost, this.queue.name);
     } catch {

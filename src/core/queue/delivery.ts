@@ -16,6 +16,8 @@ export class QueueDelivery implements Delivery {
   /** @internal */ next: QueueDelivery | undefined = undefined;
   /** @internal Written to the store (a persistent message in a durable queue): removed when it leaves. */
   persisted = false;
+  /** The adapter's tag from before a restart (see `Delivery.tag`). */
+  tag: unknown = undefined;
   readonly queueName: string;
   constructor(
     /** @internal */ readonly queue: Queue,

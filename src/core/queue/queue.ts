@@ -18,6 +18,8 @@
  * Plain queues pay nothing for the optional features: each is a flag or a field set once in the
  * constructor and tested where it applies.
  */
+
+import type { StoredValue } from '../../store/store.js';
 import { FixedQueue } from '../../util/fixed-queue.js';
 import { CoreError, describe, notFound } from '../errors.js';
 import { createBinding } from '../exchange/exchange.js';
@@ -472,6 +474,7 @@ export class Queue {
       const count = e.delivered ? e.deliveryCount + 1 : 1;
       const d = new QueueDelivery(this, msg, matched, e.delivered, count, e.seq, expiry);
       d.persisted = true;
+      if (e.delivered && e.tag !== undefined && e.tag !== null) d.tag = e.tag;
       if (expiry !== 0 && expiry <= now) {
         this.expire(d);
         continue;
@@ -538,6 +541,17 @@ export class Queue {
       return head;
     }
     return undefined;
+  }
+
+  /**
+   * Records adapter state with an outstanding persistent delivery (an MQTT packet id), so that
+   * after a restart the message comes back with it (`Delivery.tag`). A no-op for anything else.
+   */
+  tagDelivery(d: Delivery, tag: StoredValue): void {
+    const qd = this.own(d);
+    if (qd === undefined || !qd.persisted) return;
+    qd.tag = tag;
+    this.log!.delivered(qd.seq, qd.deliveryCount, tag);
   }
 
   /** Settles a delivery; false (and nothing happens) for an unknown or already settled one. */
@@ -700,6 +714,7 @@ export class Queue {
     }
     const again = new QueueDelivery(this, d.message, d.matched, true, d.deliveryCount + 1, d.seq, d.expiry);
     again.persisted = d.persisted;
+    again.tag = d.tag;
     this.ready.unshift(again);
     this.readyBytes += d.message.body.length;
   }
