@@ -49,7 +49,11 @@ interface Unacked {
   readonly at: number;
 }
 
-type TxPublish = { msg: Message; mandatory: boolean; cc: readonly string[] | undefined };
+export type TxPublish = {
+  msg: Message;
+  mandatory: boolean;
+  targets: ReturnType<AmqpConnection['core']['resolve']>;
+};
 type TxAck = { kind: 'ack' | 'nack'; entries: Unacked[]; requeue: boolean };
 
 export class AmqpConsumer implements ConsumerSink {
@@ -467,7 +471,7 @@ export class AmqpChannel {
   private commit(): void {
     const tx = this.tx;
     if (tx === undefined) throw amqpError('PRECONDITION_FAILED', 'channel is not transactional');
-    for (const p of tx.publishes) this.publisher.route(p.msg, p.mandatory, p.cc, true);
+    for (const p of tx.publishes) this.publisher.deliverResolved(p);
     this.tx = { publishes: [], acks: [] };
     for (const a of tx.acks) this.settle(a.entries, a.kind, a.requeue);
     // commit-ok promises the publishes are stored: it waits for the group commit.

@@ -4,7 +4,7 @@
  * transactional publishes.
  */
 import type { Message } from '../core/broker-core.js';
-import type { AmqpChannel } from './channel.js';
+import type { AmqpChannel, TxPublish } from './channel.js';
 import { REPLY_TO_QUEUE } from './channel.js';
 import { type BasicProperties, type BasicPublish, decodeContentHeader, MethodId } from './codec/index.js';
 import { amqpError } from './errors.js';
@@ -180,7 +180,8 @@ export class Publisher {
       ...(raw !== EMPTY_RAW && { raw }),
     });
     if (ch.tx !== undefined) {
-      ch.tx.publishes.push({ msg, mandatory: m.mandatory, cc });
+      // Routed now, delivered at commit (rabbit_channel keeps {Message, QNames} in the tx).
+      ch.tx.publishes.push({ msg, mandatory: m.mandatory, targets: conn.core.resolve(msg, cc) });
       return;
     }
     const rejected = this.route(msg, m.mandatory, cc);
@@ -191,16 +192,16 @@ export class Publisher {
   }
 
   /** Routes; sends basic.return for an unroutable mandatory message. True when a queue refused it. */
-  route(msg: Message, mandatory: boolean, cc: readonly string[] | undefined, lenient = false): boolean {
-    let r: { queues: number; rejected: number };
-    try {
-      r = this.ch.conn.core.publish(msg, cc);
-    } catch (err) {
-      // A transactional publish was checked when it arrived; an exchange deleted before the
-      // commit makes it unroutable, as RabbitMQ (which routes at publish time) would see it.
-      if (!lenient) throw err;
-      r = { queues: 0, rejected: 0 };
-    }
+  route(msg: Message, mandatory: boolean, cc: readonly string[] | undefined): boolean {
+    return this.returnIfUnroutable(msg, mandatory, this.ch.conn.core.publish(msg, cc));
+  }
+
+  /** tx.commit: delivers a transactional publish to the queues it was routed to when it arrived. */
+  deliverResolved(p: TxPublish): boolean {
+    return this.returnIfUnroutable(p.msg, p.mandatory, this.ch.conn.core.deliverResolved(p.msg, p.targets));
+  }
+
+  private returnIfUnroutable(msg: Message, mandatory: boolean, r: { queues: number; rejected: number }): boolean {
     if (r.queues === 0 && r.rejected === 0 && mandatory) {
       this.ch.conn.sendFrames(encodeReturn(this.ch, msg, 312, 'NO_ROUTE'));
     }

@@ -131,6 +131,8 @@ export class BrokerCore {
   private curVHost: VHost | undefined;
   private curEpoch = 0;
   private curMatched = false;
+  /** Set by `resolve`: routing collects (queue, bindings) pairs instead of offering. */
+  private collecting: Array<readonly [Queue, readonly Binding[]]> | undefined;
   /** Set while routing with sender-selected keys: a binding may be visited more than once. */
   private curDedup = false;
   private readonly loggedCycles = new Set<string>();
@@ -450,6 +452,38 @@ export class BrokerCore {
   }
 
   /**
+   * Routes now and delivers later (an AMQP transaction: RabbitMQ routes a transactional publish
+   * when it arrives and delivers to those queues at commit, whatever happens to the exchange in
+   * between). Same checks and errors as `publish`; nothing is offered.
+   */
+  resolve(msg: Message, ccKeys?: readonly string[]): ReadonlyArray<readonly [Queue, readonly Binding[]]> {
+    const targets: Array<readonly [Queue, readonly Binding[]]> = [];
+    this.collecting = targets;
+    try {
+      this.publish(msg, ccKeys);
+    } finally {
+      this.collecting = undefined;
+    }
+    return targets;
+  }
+
+  /** Offers `msg` to queues `resolve` found; a queue deleted since is skipped. */
+  deliverResolved(msg: Message, targets: ReadonlyArray<readonly [Queue, readonly Binding[]]>): RouteResult {
+    let took = 0;
+    let rejected = 0;
+    for (const [q, matched] of targets) {
+      if (q.isDeleted) continue;
+      const r = q.offerRouted(msg, matched);
+      if (r === TAKEN) took++;
+      else {
+        this.stats.dropped++;
+        if (r === REJECTED) rejected++;
+      }
+    }
+    return result(took, rejected);
+  }
+
+  /**
    * Routes through `x` and offers to each queue reached. `deaths` is set when dead-lettering for
    * a reason other than `rejected`: queues that would close a cycle are skipped.
    */
@@ -506,6 +540,11 @@ export class BrokerCore {
         s.first[i] = undefined;
         s.more[i] = undefined;
         if (deaths !== undefined && this.isCycle(q, deaths)) continue;
+        if (this.collecting !== undefined) {
+          this.collecting.push([q, matched]);
+          took++;
+          continue;
+        }
         const r = q.offerRouted(msg, matched);
         if (r === TAKEN) took++;
         else {
@@ -531,6 +570,10 @@ export class BrokerCore {
     }
     if (deaths !== undefined && this.isCycle(q, deaths)) return RESULTS[0]!;
     this.stats.routed++;
+    if (this.collecting !== undefined) {
+      this.collecting.push([q, matchedAlone(q.defaultBinding)]);
+      return RESULTS[1]!;
+    }
     const r = q.offerRouted(msg, matchedAlone(q.defaultBinding));
     if (r === TAKEN) return RESULTS[1]!;
     this.stats.dropped++;
@@ -549,6 +592,11 @@ export class BrokerCore {
       if (q === undefined || q.routeEpoch === epoch) continue;
       q.routeEpoch = epoch;
       hit++;
+      if (this.collecting !== undefined) {
+        this.collecting.push([q, matchedAlone(q.defaultBinding)]);
+        took++;
+        continue;
+      }
       const r = q.offerRouted(msg, matchedAlone(q.defaultBinding));
       if (r === TAKEN) took++;
       else {

@@ -276,12 +276,7 @@ describe('AMQP 0-9-1 review: transactions (§1.9, rabbit_channel tx.commit)', ()
     },
   );
 
-  test('[rabbit_channel tx.commit] a commit after the target exchange was deleted still commits', {
-    ...T,
-    todo:
-      'Braid routes a transactional publish at commit, RabbitMQ when it arrives; an exchange deleted in between ' +
-      'makes the message unroutable in Braid (see the issue 4 note)',
-  }, async (t) => {
+  test('[rabbit_channel tx.commit] a commit after the target exchange was deleted still commits', T, async (t) => {
     // RabbitMQ routed the publish when it arrived ({Delivery, QNames} in the tx): tx.commit
     // delivers to those queues whatever happened to the exchange since.
     const h = await amqpHarness(t);

@@ -227,3 +227,31 @@ describe('consume checks', () => {
     refused(() => q.assertCanConsume(), 404, "NOT_FOUND - no queue 'q' in vhost '/'");
   });
 });
+
+describe('resolve now, deliver later (AMQP transactions, rabbit_channel tx)', () => {
+  test('the queues are found at resolve; delivery at commit survives the exchange going away', () => {
+    const core = new BrokerCore();
+    core.declareExchange('/', 'x', 'fanout');
+    core.declareQueue('/', 'a');
+    core.declareQueue('/', 'b');
+    core.bindQueue('/', 'a', 'x', '');
+    core.bindQueue('/', 'b', 'x', '');
+    const m = createMessage({ vhost: '/', exchange: 'x', routingKey: '', body: Buffer.from('t') });
+    const targets = core.resolve(m);
+    assert.deepEqual(
+      targets.map(([q]) => q.name),
+      ['a', 'b'],
+    );
+    assert.equal(core.getQueue('/', 'a')!.messageCount, 0, 'resolve offers nothing');
+    core.deleteExchange('/', 'x');
+    core.deleteQueue('/', 'b');
+    assert.deepEqual(core.deliverResolved(m, targets), { queues: 1, rejected: 0 });
+    assert.equal(core.getQueue('/', 'a')!.messageCount, 1);
+  });
+
+  test('resolve checks what publish checks', () => {
+    const core = new BrokerCore();
+    const m = createMessage({ vhost: '/', exchange: 'missing', routingKey: '', body: Buffer.from('t') });
+    assert.throws(() => core.resolve(m), /NOT_FOUND/);
+  });
+});
