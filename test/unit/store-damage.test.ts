@@ -172,3 +172,24 @@ test('a directory that cannot be created is a StoreError', async (t) => {
   const s = createEmbeddedStore({ dir: join(dir, 'file', 'sub') });
   await assert.rejects(() => s.open(), StoreError);
 });
+
+test('a data directory in use by another live process is refused; a lock left by a dead one is taken over', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'braid-store-lock-'));
+  try {
+    // The parent of this test process is alive and is not us.
+    writeFileSync(join(dir, 'braid.pid'), `${process.ppid}\n`);
+    await assert.rejects(
+      createEmbeddedStore({ dir }).open(),
+      (err: unknown) => err instanceof StoreError && new RegExp(`in use by process ${process.ppid}`).test(err.message),
+    );
+    // A pid that cannot be running (above Linux's pid_max limit of 2^22).
+    writeFileSync(join(dir, 'braid.pid'), '4194305\n');
+    const s = createEmbeddedStore({ dir });
+    await s.open();
+    assert.equal(readFileSync(join(dir, 'braid.pid'), 'utf8').trim(), String(process.pid));
+    await s.close();
+    assert.throws(() => statSync(join(dir, 'braid.pid')), /ENOENT/, 'the lock goes with a clean close');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

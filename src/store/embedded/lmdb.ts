@@ -25,7 +25,17 @@
  */
 
 import { spawnSync } from 'node:child_process';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Database, open, type RootDatabase } from 'lmdb';
@@ -131,6 +141,7 @@ export class EmbeddedStore implements Store {
     } catch (err) {
       throw new StoreError(`cannot create store directory ${this.dir}: ${(err as Error).message}`);
     }
+    this.takeLock();
     if (!existsSync(this.file)) await this.create();
     else {
       const check = checkDataFile(this.file);
@@ -181,6 +192,32 @@ export class EmbeddedStore implements Store {
     this.env = undefined;
     this.queues.clear();
     await env.close();
+    rmSync(this.lockFile, { force: true });
+  }
+
+  /**
+   * One broker per data directory: LMDB itself lets a second process open the file, and two
+   * brokers recovering and writing the same queues would corrupt each other's state. The lock
+   * file names the owner's pid; a lock left by a process that is gone (SIGKILL) is taken over.
+   */
+  private takeLock(): void {
+    const file = this.lockFile;
+    try {
+      const pid = Number(readFileSync(file, 'utf8').trim());
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid)) {
+        throw new StoreError(
+          `store in ${this.dir} is in use by process ${pid} (${file}); one broker per data directory`,
+        );
+      }
+    } catch (err) {
+      if (err instanceof StoreError) throw err;
+      // No lock file, or an unreadable one: take it.
+    }
+    writeFileSync(file, `${process.pid}\n`);
+  }
+
+  private get lockFile(): string {
+    return join(this.dir, 'braid.pid');
   }
 
   get pending(): boolean {
@@ -607,4 +644,14 @@ export class EmbeddedStore implements Store {
 
 export function createEmbeddedStore(opts: EmbeddedStoreOptions): EmbeddedStore {
   return new EmbeddedStore(opts);
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: it exists but belongs to someone else.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
