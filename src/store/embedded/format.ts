@@ -1,6 +1,11 @@
 /**
- * The on-disk format of the embedded store (format version 1), and the checks run on the data
+ * The on-disk format of the embedded store (format version 2), and the checks run on the data
  * file before LMDB maps it.
+ *
+ * Version 2 added a CRC-32 to every value (entry layout 2 and sealed msgpack values, below).
+ * Version 1 stores are read as they are (their values carry no checksum) and marked version 2 at
+ * open, since new values are written sealed; an older Braid then refuses the store by its version
+ * instead of misreading it.
  *
  * One LMDB environment in one file, `<dir>/braid.mdb` (LMDB's lock file beside it is
  * `braid.mdb-lock`), with these named databases:
@@ -27,9 +32,12 @@
 
 import { createHash } from 'node:crypto';
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { crc32 } from 'node:zlib';
 import { type MessageRecord, type QueueEntry, type StoredValue, StoreError } from '../store.js';
 
-export const FORMAT_VERSION = 1;
+export const FORMAT_VERSION = 2;
+/** Format versions this build opens; older ones are upgraded in place at open (see above). */
+export const READABLE_FORMATS: readonly number[] = [1, 2];
 export const MAGIC = 'braid-store';
 export const DATA_FILE = 'braid.mdb';
 
@@ -137,15 +145,18 @@ export function decodeMessage(v: unknown): MessageRecord {
 
 /*
  * Entry value layout (all integers big-endian):
- *   0  u8   layout (1)
+ *   0  u8   layout (2; layout 1, written before checksums, has no crc field and is still read)
  *   1  u8   flags: 1 = transient, 2 = delivered
  *   2  u32  body length
  *   6  u32  meta length
- *  10  meta msgpack [...MessageTuple, deliveryCount, tag, routes]
+ *  10  u32  CRC-32 of bytes 0-9 and 14-end (layout 2 only)
+ *  14  meta msgpack [...MessageTuple, deliveryCount, tag, routes]
  *   .  body bytes, written raw (no msgpack copy, and recovery reads its length from the header)
  */
-const ENTRY_LAYOUT = 1;
-const ENTRY_HEADER = 10;
+const ENTRY_LAYOUT_V1 = 1;
+const ENTRY_LAYOUT = 2;
+const ENTRY_HEADER_V1 = 10;
+const ENTRY_HEADER = 14;
 const F_TRANSIENT = 1;
 const F_DELIVERED = 2;
 
@@ -172,7 +183,12 @@ export function encodeEntry(codec: Codec, e: QueueEntry): Buffer {
   out.writeUInt32BE(meta.length, 6);
   meta.copy(out, ENTRY_HEADER);
   body.copy(out, ENTRY_HEADER + meta.length);
+  out.writeUInt32BE(entryCrc(out, out.length), 10);
   return out;
+}
+
+function entryCrc(bytes: Uint8Array, size: number): number {
+  return crc32(bytes.subarray(ENTRY_HEADER, size), crc32(bytes.subarray(0, 10)));
 }
 
 function u32(b: Uint8Array, off: number): number {
@@ -187,14 +203,71 @@ export class Undecodable {
 export interface EntryHeader {
   readonly transient: boolean;
   readonly bodyLength: number;
+  /** Where the meta starts: after the header of the entry's layout. */
+  readonly metaStart: number;
 }
 
-/** Reads only the fixed header (recovery and removeEntry need the body length, not the message). */
+/**
+ * Reads only the fixed header (recovery and removeEntry need the body length, not the message);
+ * the checksum is verified by `verifyEntry` (full reads, and the probe at every open).
+ */
 export function entryHeader(bytes: Uint8Array, size = bytes.length): EntryHeader | Undecodable {
-  if (size < ENTRY_HEADER || bytes[0] !== ENTRY_LAYOUT) return new Undecodable('bad entry header');
+  const layout = bytes[0];
+  const head = layout === ENTRY_LAYOUT ? ENTRY_HEADER : layout === ENTRY_LAYOUT_V1 ? ENTRY_HEADER_V1 : -1;
+  if (head < 0 || size < head) return new Undecodable('bad entry header');
   const bodyLength = u32(bytes, 2);
-  if (ENTRY_HEADER + u32(bytes, 6) + bodyLength !== size) return new Undecodable('entry length mismatch');
-  return { transient: (bytes[1]! & F_TRANSIENT) !== 0, bodyLength };
+  if (head + u32(bytes, 6) + bodyLength !== size) return new Undecodable('entry length mismatch');
+  return { transient: (bytes[1]! & F_TRANSIENT) !== 0, bodyLength, metaStart: head };
+}
+
+/** undefined when the entry's checksum holds (or it has none: layout 1), else why not. */
+export function verifyEntry(bytes: Uint8Array, size = bytes.length): Undecodable | undefined {
+  const h = entryHeader(bytes, size);
+  if (h instanceof Undecodable) return h;
+  if (h.metaStart === ENTRY_HEADER && entryCrc(bytes, size) !== u32(bytes, 10)) {
+    return new Undecodable('entry checksum mismatch');
+  }
+  return undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sealed values: every other db's msgpack value behind a CRC-32
+
+/**
+ * 0xc1 is the one byte msgpack never uses, so a sealed value (`0xc1`, CRC-32 u32, msgpack) is
+ * told apart from a value written before checksums (plain msgpack), which is still read.
+ */
+const SEALED = 0xc1;
+const SEAL_HEADER = 5;
+
+/** The codec for the msgpack dbs: encode seals, decode verifies (and throws on a mismatch). */
+export function sealedCodec(codec: Codec): Codec {
+  return {
+    encode(value: unknown): Buffer {
+      const payload = codec.encode(value);
+      const out = Buffer.allocUnsafe(SEAL_HEADER + payload.length);
+      out[0] = SEALED;
+      out.writeUInt32BE(crc32(payload), 1);
+      payload.copy(out, SEAL_HEADER);
+      return out;
+    },
+    decode(bytes: Uint8Array, range?: { start: number; end: number }): unknown {
+      const start = range?.start ?? 0;
+      const end = range?.end ?? bytes.length;
+      if (bytes[start] !== SEALED) return codec.decode(bytes, { start, end });
+      const why = verifySealed(bytes.subarray(start, end));
+      if (why) throw new Error(why.reason);
+      return codec.decode(bytes, { start: start + SEAL_HEADER, end });
+    },
+  };
+}
+
+/** undefined when a sealed value's checksum holds (or the value predates sealing), else why not. */
+export function verifySealed(bytes: Uint8Array): Undecodable | undefined {
+  if (bytes[0] !== SEALED) return undefined;
+  if (bytes.length < SEAL_HEADER) return new Undecodable('sealed value too short');
+  if (crc32(bytes.subarray(SEAL_HEADER)) !== u32(bytes, 1)) return new Undecodable('value checksum mismatch');
+  return undefined;
 }
 
 /** A decoded entry value; the seq comes from the key. */
@@ -211,9 +284,12 @@ export interface DecodedEntry {
 export function decodeEntry(codec: Codec, bytes: Uint8Array, size = bytes.length): DecodedEntry | Undecodable {
   const h = entryHeader(bytes, size);
   if (h instanceof Undecodable) return h;
-  const metaEnd = ENTRY_HEADER + u32(bytes, 6);
+  if (h.metaStart === ENTRY_HEADER && entryCrc(bytes, size) !== u32(bytes, 10)) {
+    return new Undecodable('entry checksum mismatch');
+  }
+  const metaEnd = h.metaStart + u32(bytes, 6);
   try {
-    const meta = codec.decode(bytes, { start: ENTRY_HEADER, end: metaEnd }) as unknown[];
+    const meta = codec.decode(bytes, { start: h.metaStart, end: metaEnd }) as unknown[];
     if (!Array.isArray(meta) || meta.length !== 11) return new Undecodable('bad entry meta');
     // Copied out: `bytes` may be lmdb-js's reused read buffer. Small bodies come from Node's pool.
     const body = Buffer.allocUnsafe(h.bodyLength);
@@ -315,6 +391,52 @@ export function checkDataFile(file: string): DataFileCheck {
     if (size % m.pageSize !== 0) throw damaged(`truncated: ${size} bytes is not a whole number of pages`);
     if (size < expected) return { ok: 'short', size, expected };
     return { ok: true };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+const P_OVERFLOW = 0x04;
+const SCAN_BLOCK = 1 << 20;
+
+/**
+ * Walks every page up to the newest meta page's last page and checks that each page header
+ * names its own page number (LMDB writes it into every page it writes; an overflow run has one
+ * header for all its pages). A page overwritten with garbage fails this even when LMDB would read
+ * it without complaint and silently return fewer rows. Returns why not, or undefined.
+ */
+export function scanPages(file: string): string | undefined {
+  const fd = openSync(file, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    const head = Buffer.alloc(Math.min(size, 65536 + 160));
+    readSync(fd, head, 0, head.length, 0);
+    const m0 = readMeta(head, 0);
+    if (typeof m0 === 'string') return m0;
+    const m1 = readMeta(head, m0.pageSize);
+    if (typeof m1 === 'string') return `second meta page: ${m1}`;
+    const { pageSize, lastPage } = m1.txnid > m0.txnid ? m1 : m0;
+    const block = Buffer.allocUnsafe(Math.max(SCAN_BLOCK, pageSize));
+    let blockStart = -1;
+    let blockEnd = -1;
+    for (let p = 0; p <= lastPage; ) {
+      const at = p * pageSize;
+      if (at + 24 > size) return `page ${p} lies past the end of the file`;
+      if (at < blockStart || at + 24 > blockEnd) {
+        blockStart = at;
+        blockEnd = at + readSync(fd, block, 0, block.length, at);
+      }
+      const off = at - blockStart;
+      const pgno = block.readBigUInt64LE(off);
+      if (pgno !== BigInt(p)) return `page ${p} is garbled (its header names page ${pgno})`;
+      const flags = block.readUInt16LE(off + 18);
+      if ((flags & P_OVERFLOW) !== 0) {
+        const pages = block.readUInt32LE(off + 20);
+        if (pages < 1 || p + pages > lastPage + 1) return `page ${p} is garbled (overflow of ${pages} pages)`;
+        p += pages;
+      } else p++;
+    }
+    return undefined;
   } finally {
     closeSync(fd);
   }

@@ -65,6 +65,8 @@ import {
   entryHeader,
   FORMAT_VERSION,
   MAGIC,
+  READABLE_FORMATS,
+  sealedCodec,
   Undecodable,
 } from './format.js';
 import { GroupCommit, type Txn } from './group-commit.js';
@@ -85,6 +87,7 @@ const ENV_OPTIONS = {
   // mapping for the life of the process; growing it instead left each older, smaller mapping in
   // place (6 mappings of the same file after a 10M-message backlog, each counted in RSS).
   mapSize: 2 ** 38,
+  remapChunks: true,
 } as const;
 
 /** Entries deleted per turn when a removed queue's range is cleaned up in the background. */
@@ -114,6 +117,8 @@ export class EmbeddedStore implements Store {
   private meta!: RootDatabase;
   private dbs!: Dbs;
   private codec!: Codec;
+  /** The codec of the msgpack dbs: values sealed with a CRC-32 (format.ts). */
+  private values!: Codec;
   private readonly gc: GroupCommit;
   private readonly queues = new Map<string, Map<string, QueueState>>();
   private nextQid = 1;
@@ -158,7 +163,7 @@ export class EmbeddedStore implements Store {
     this.env = env;
     try {
       this.openDbs(env);
-      const r = recover(this.file, this.dbs, this.codec, this.logger);
+      const r = recover(this.file, this.dbs, this.values, this.logger);
       for (const qs of r.queues) this.queueMap(qs.vhost).set(qs.name, qs);
       this.nextQid = r.nextQid;
       for (const d of r.drop) this.gc.track(d.db.remove(d.key));
@@ -259,6 +264,7 @@ export class EmbeddedStore implements Store {
     if (meta === undefined || meta === null) throw this.notBraid();
     this.meta = meta;
     this.codec = (this.meta as unknown as { encoder: Codec }).encoder;
+    this.values = sealedCodec(this.codec);
     this.checkMeta();
     const bin = { encoding: 'binary' } as const;
     const enc = entryEncoders(this.codec);
@@ -289,10 +295,15 @@ export class EmbeddedStore implements Store {
     }
     const rec = m as { magic?: unknown; format?: unknown } | undefined;
     if (rec === undefined || rec === null || typeof rec !== 'object' || rec.magic !== MAGIC) throw this.notBraid();
-    if (rec.format !== FORMAT_VERSION) {
+    if (typeof rec.format !== 'number' || !READABLE_FORMATS.includes(rec.format)) {
       throw new StoreError(
-        `store in ${this.dir} has format version ${String(rec.format)}; this Braid reads version ${FORMAT_VERSION}`,
+        `store in ${this.dir} has format version ${String(rec.format)}; ` +
+          `this Braid reads versions ${READABLE_FORMATS.join(' and ')}`,
       );
+    }
+    if (rec.format !== FORMAT_VERSION) {
+      this.logger?.info('store format upgraded', { from: rec.format, to: FORMAT_VERSION });
+      this.gc.track(this.meta.put('format', { ...rec, format: FORMAT_VERSION }));
     }
   }
 
@@ -370,7 +381,7 @@ export class EmbeddedStore implements Store {
   }
 
   putVhost(vhost: string): void {
-    this.write(this.dbs.defs, defKey(['v', vhost]), this.codec.encode({ t: 'v', vhost }));
+    this.write(this.dbs.defs, defKey(['v', vhost]), this.values.encode({ t: 'v', vhost }));
   }
 
   removeVhost(vhost: string): void {
@@ -378,7 +389,7 @@ export class EmbeddedStore implements Store {
   }
 
   putExchange(x: ExchangeRecord): void {
-    this.write(this.dbs.defs, defKey(['x', x.vhost, x.name]), this.codec.encode({ t: 'x', r: x }));
+    this.write(this.dbs.defs, defKey(['x', x.vhost, x.name]), this.values.encode({ t: 'x', r: x }));
   }
 
   removeExchange(vhost: string, name: string): void {
@@ -386,7 +397,7 @@ export class EmbeddedStore implements Store {
   }
 
   putQueue(q: QueueRecord): void {
-    this.write(this.dbs.defs, defKey(['q', q.vhost, q.name]), this.codec.encode({ t: 'q', r: q }));
+    this.write(this.dbs.defs, defKey(['q', q.vhost, q.name]), this.values.encode({ t: 'q', r: q }));
   }
 
   removeQueue(vhost: string, name: string): void {
@@ -405,7 +416,7 @@ export class EmbeddedStore implements Store {
   }
 
   putBinding(b: BindingRecord): void {
-    this.write(this.dbs.defs, this.bindingKey(b), this.codec.encode({ t: 'b', r: b }));
+    this.write(this.dbs.defs, this.bindingKey(b), this.values.encode({ t: 'b', r: b }));
   }
 
   removeBinding(b: BindingRecord): void {
@@ -413,7 +424,7 @@ export class EmbeddedStore implements Store {
   }
 
   putRetained(vhost: string, routingKey: string, message: MessageRecord): void {
-    const v = this.codec.encode([vhost, routingKey, encodeMessage(message)]);
+    const v = this.values.encode([vhost, routingKey, encodeMessage(message)]);
     this.write(this.dbs.retained, defKey([vhost, routingKey]), v);
   }
 
@@ -423,7 +434,7 @@ export class EmbeddedStore implements Store {
 
   putRecord(namespace: string, key: string, value: StoredValue | undefined): void {
     const k = defKey([namespace, key]);
-    this.write(this.dbs.records, k, value === undefined ? undefined : this.codec.encode([namespace, key, value]));
+    this.write(this.dbs.records, k, value === undefined ? undefined : this.values.encode([namespace, key, value]));
   }
 
   // ----------------------------------------------------------------------------------------
@@ -437,7 +448,7 @@ export class EmbeddedStore implements Store {
 
   private writeQid(qs: QueueState): Txn {
     qs.seqFloor = qs.nextSeq;
-    const v = this.codec.encode([qs.vhost, qs.name, qs.qid, qs.nextSeq]);
+    const v = this.values.encode([qs.vhost, qs.name, qs.qid, qs.nextSeq]);
     return this.write(this.dbs.qids, defKey([qs.vhost, qs.name]), v);
   }
 
@@ -496,7 +507,7 @@ export class EmbeddedStore implements Store {
     if (qs === undefined) return;
     const prev = qs.overlay?.get(seq) as Pending | undefined;
     if (prev !== undefined && prev.kind === REMOVED) return;
-    const t = this.write(this.dbs.delivery, [qs.qid, seq], this.codec.encode([deliveryCount, tag]));
+    const t = this.write(this.dbs.delivery, [qs.qid, seq], this.values.encode([deliveryCount, tag]));
     const p =
       prev !== undefined && prev.kind === PUT
         ? new Pending(PUT, { ...prev.entry!, delivered: true, deliveryCount, tag }, deliveryCount, tag)
@@ -574,7 +585,7 @@ export class EmbeddedStore implements Store {
     const last = out[fromDisk[fromDisk.length - 1]!]!.seq;
     let rows: Map<number, [number, StoredValue | undefined]> | undefined;
     for (const { key, value } of this.dbs.delivery.getRange({ start: [qs.qid, first], end: [qs.qid, last + 1] })) {
-      const v = decodeAt(this.file, this.codec, 'delivery', key, value);
+      const v = decodeAt(this.file, this.values, 'delivery', key, value);
       if (!Array.isArray(v) || v.length !== 2) {
         throw new StoreError(
           `store data file ${this.file}: delivery row ${JSON.stringify(key)} cannot be decoded (unexpected shape)`,
