@@ -87,7 +87,10 @@ const ENV_OPTIONS = {
   // mapping for the life of the process; growing it instead left each older, smaller mapping in
   // place (6 mappings of the same file after a 10M-message backlog, each counted in RSS).
   mapSize: 2 ** 38,
-  remapChunks: true,
+  // Not `remapChunks`: it bounds the mapped pages a drain leaves resident (measured, 10M-message
+  // backlog: peak VmRSS 0.93 GB instead of 2.9 GB, all of the difference clean file pages), but it
+  // is lmdb-js's 32-bit code path, and its chunk cache answers MDB_MAP_FULL when every cached
+  // chunk is referenced; the kernel reclaims clean file pages under pressure anyway.
 } as const;
 
 /** Entries deleted per turn when a removed queue's range is cleaned up in the background. */
